@@ -1,0 +1,206 @@
+"""The ledger application: records facts idempotently, in atomic batches, and reads them back.
+
+Recording a batch:
+
+1. facts repeated inside the batch, and facts whose stream already exists in the store, are
+   duplicates (reported, not recorded);
+2. corrections must name a fact the ledger holds (or one earlier in the same batch), and an
+   amendment must leave its target a valid fact;
+3. the remaining facts are written in one transaction. If another process wrote one of them in
+   the meantime the store's primary key refuses the whole transaction, and the batch is
+   re-checked and retried, so concurrent writers neither lose nor duplicate anything.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import (
+    IntegrityError,
+    OperationalError,
+    PersistenceError,
+    StoredEvent,
+)
+
+from ledger.codec import FactMapper, fact_to_record, parse_fact
+from ledger.errors import CorrectionTargetMissing, InvalidFact, StoreUnavailable
+from ledger.events import FactAmended, FactRetracted, Fact, fact_id
+from ledger.storage import StoreConfig, parse_url, resolve_url
+
+MAX_CONFLICT_RETRIES = 20
+READ_PAGE = 5000
+
+
+@dataclass
+class BatchResult:
+    """What happened to one batch: facts recorded, and facts that were already in the ledger."""
+
+    recorded: list[Fact] = field(default_factory=list)
+    duplicates: list[Fact] = field(default_factory=list)
+
+
+class Ledger(Application[uuid.UUID]):
+    """The revenue ledger: an append-only store of facts, one stream per fact."""
+
+    name = "Ledger"
+
+    def __init__(self, config: StoreConfig, *, create: bool = True) -> None:
+        """Open the store that ``config`` names; ``create`` makes the tables when missing."""
+        self.config = config
+        if config.backend == "sqlite" and not create:
+            path = config.env["SQLITE_DBNAME"]
+            if path != ":memory:" and not Path(path).exists():
+                msg = f"no ledger at {path}; create one with 'revledger --db {config.url} init'"
+                raise StoreUnavailable(msg)
+        env = {**config.env, "CREATE_TABLE": "y" if create else "n"}
+        try:
+            super().__init__(env=env)
+        except (PersistenceError, OSError) as error:
+            raise StoreUnavailable(self._describe(error)) from None
+        if not create and not self._has_tables():
+            msg = f"{config.display} holds no ledger; run 'revledger --db URL init' first"
+            raise StoreUnavailable(msg)
+
+    def construct_mapper(self) -> FactMapper:  # type: ignore[override]
+        """Facts use their own mapper (orjson, typed by the fact class)."""
+        return FactMapper()
+
+    @property
+    def table(self) -> str:
+        """The name of the events table."""
+        return str(self.recorder.events_table_name)  # type: ignore[attr-defined]
+
+    def _describe(self, error: BaseException) -> str:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return f"cannot open the ledger at {self.config.display}: {first}"
+
+    def _has_tables(self) -> bool:
+        if self.config.backend == "sqlite":
+            sql = "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?"
+            params: Any = (self.table,)
+        else:
+            sql = "SELECT to_regclass(%s) IS NOT NULL"
+            params = (self.table,)
+        with self.recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return bool(row and next(iter(row.values() if isinstance(row, dict) else row)))
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def existing(self, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """The subset of ``ids`` whose facts the store already holds."""
+        found: set[uuid.UUID] = set()
+        with self.recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+            for start in range(0, len(ids), 900):  # SQLite allows 999 parameters per statement
+                chunk = ids[start : start + 900]
+                if self.config.backend == "sqlite":
+                    marks = ",".join("?" * len(chunk))
+                    sql = f"SELECT originator_id FROM {self.table} WHERE originator_id IN ({marks})"  # noqa: S608
+                    cursor.execute(sql, [i.hex for i in chunk])
+                else:
+                    sql = f"SELECT originator_id FROM {self.table} WHERE originator_id = ANY(%s)"  # noqa: S608
+                    cursor.execute(sql, (list(chunk),))
+                for row in cursor.fetchall():
+                    value = row["originator_id"]
+                    found.add(value if isinstance(value, uuid.UUID) else uuid.UUID(value))
+        return found
+
+    def get(self, source: str, source_id: str) -> Fact | None:
+        """The fact that ``source`` calls ``source_id``, or None."""
+        stored = self.recorder.select_events(fact_id(source, source_id), limit=1)
+        return self.mapper.to_domain_event(stored[0]) if stored else None  # type: ignore[return-value]
+
+    def check_correction(self, fact: Fact, earlier: dict[uuid.UUID, Fact]) -> None:
+        """Raise unless ``fact`` (a correction) names a known fact and leaves it valid."""
+        if not isinstance(fact, (FactRetracted, FactAmended)):
+            return
+        target_id = fact_id(fact.target_source, fact.target_source_id)
+        target = earlier.get(target_id) or self.get(fact.target_source, fact.target_source_id)
+        if target is None:
+            msg = (
+                f"names {fact.target_source}/{fact.target_source_id}, which the ledger does "
+                "not hold; record that fact first"
+            )
+            raise CorrectionTargetMissing(msg, "target_source_id")
+        if isinstance(fact, FactAmended):
+            if not fact.changes:
+                raise InvalidFact("an amendment must change at least one field", "changes")
+            forbidden = {"type", "source", "source_id", "recorded_at"} & set(fact.changes)
+            if forbidden:
+                msg = f"cannot amend {sorted(forbidden)[0]}; retract the fact and record a new one"
+                raise InvalidFact(msg, "changes")
+            merged = {**fact_to_record(target), **fact.changes}
+            try:
+                parse_fact(merged)
+            except InvalidFact as error:
+                raise InvalidFact(error.reason, f"changes.{error.field}") from None
+
+    def record(self, facts: Iterable[Fact]) -> BatchResult:
+        """Record a batch atomically; facts already in the ledger are returned as duplicates."""
+        batch = list(facts)
+        for _attempt in range(MAX_CONFLICT_RETRIES):
+            result = BatchResult()
+            unique: dict[uuid.UUID, Fact] = {}
+            for fact in batch:
+                if fact.id in unique:
+                    result.duplicates.append(fact)
+                else:
+                    unique[fact.id] = fact
+            present = self.existing(list(unique))
+            for fact in unique.values():
+                if fact.id in present:
+                    result.duplicates.append(fact)
+                else:
+                    result.recorded.append(fact)
+            seen: dict[uuid.UUID, Fact] = {}
+            for fact in result.recorded:
+                self.check_correction(fact, seen)
+                seen[fact.id] = fact
+            if not result.recorded:
+                return result
+            try:
+                self.save(*result.recorded)
+            except IntegrityError:
+                continue  # another writer recorded some of these facts: re-check and retry
+            except OperationalError as error:
+                raise StoreUnavailable(self._describe(error)) from None
+            return result
+        msg = f"gave up after {MAX_CONFLICT_RETRIES} write conflicts with concurrent writers"
+        raise StoreUnavailable(msg)
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def position(self) -> int:
+        """The id of the newest notification (0 for an empty ledger)."""
+        return int(self.recorder.max_notification_id() or 0)
+
+    def read(self, after: int = 0, limit: int = READ_PAGE) -> list[tuple[int, Fact]]:
+        """Up to ``limit`` facts recorded after notification ``after``, in recording order."""
+        notifications = self.recorder.select_notifications(
+            after + 1, limit, inclusive_of_start=True
+        )
+        return [(n.id, self.decode(n)) for n in notifications]
+
+    def decode(self, stored: StoredEvent) -> Fact:
+        """Turn a stored event (or notification) back into a fact."""
+        return self.mapper.to_domain_event(stored)  # type: ignore[return-value]
+
+    def facts(self, after: int = 0, page: int = READ_PAGE) -> Iterator[tuple[int, Fact]]:
+        """Every fact recorded after ``after``, in recording order, read page by page."""
+        while True:
+            rows = self.read(after, page)
+            if not rows:
+                return
+            yield from rows
+            after = rows[-1][0]
+
+
+def open_ledger(url: str | None = None, *, create: bool = True) -> Ledger:
+    """Open the ledger named by ``url`` (or ``REVLEDGER_DB``, or the SQLite default)."""
+    return Ledger(parse_url(resolve_url(url)), create=create)

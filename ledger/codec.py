@@ -1,0 +1,310 @@
+"""The canonical form of a fact: JSON records in, facts out, and back (see docs/events.md).
+
+One representation serves three places: the JSONL files ``ingest`` reads and ``export`` writes,
+the state stored in the event store (via :class:`FactMapper`, serialised with orjson), and the
+``--format json`` output of the CLI. Datetimes are RFC 3339 in UTC (``Z``), money is a decimal
+string, dates are ``YYYY-MM-DD``, lists are JSON arrays.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from typing import Any
+
+import orjson
+from eventsourcing.domain import create_utc_datetime_now
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.utils import get_topic, resolve_topic
+
+from ledger.errors import InvalidFact
+from ledger.events import (
+    ENVELOPE,
+    FACT_TYPES,
+    OPPORTUNITY_TYPES,
+    Fact,
+    domain_fields,
+    fact_id,
+    required_fields,
+)
+
+CURRENCY = re.compile(r"^[A-Z]{3}$")
+Converter = Callable[[Any, str], Any]
+
+
+def parse_datetime(value: Any, field: str) -> datetime:
+    """Parse an ISO 8601 timestamp that carries a timezone, returned in UTC."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            msg = f"{value!r} is not an ISO 8601 timestamp (e.g. 2025-03-05T14:22:01Z)"
+            raise InvalidFact(msg, field) from None
+    else:
+        raise InvalidFact(f"expected a timestamp string, got {type(value).__name__}", field)
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        msg = f"{value!r} has no timezone; add Z or an offset such as +01:00"
+        raise InvalidFact(msg, field)
+    return parsed.astimezone(UTC)
+
+
+def parse_date(value: Any, field: str) -> date:
+    """Parse an ISO date (YYYY-MM-DD)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise InvalidFact(f"{value!r} is not a date (YYYY-MM-DD)", field)
+
+
+def parse_decimal(value: Any, field: str) -> Decimal:
+    """Parse a non-negative amount given as a decimal string (or a JSON number)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
+        raise InvalidFact(f"expected an amount such as \"1250.00\", got {value!r}", field)
+    try:
+        # A JSON number arrives as float; its shortest repr is the literal that was written.
+        amount = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
+    except InvalidOperation:
+        raise InvalidFact(f"{value!r} is not an amount (e.g. \"1250.00\")", field) from None
+    if not amount.is_finite() or amount < 0:
+        raise InvalidFact(f"{value!r} must be a finite amount of zero or more", field)
+    return amount
+
+
+def parse_int(value: Any, field: str) -> int:
+    """Parse an integer (a JSON integer or a string of digits)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    raise InvalidFact(f"expected an integer, got {value!r}", field)
+
+
+def parse_str(value: Any, field: str) -> str:
+    """Parse a non-blank string."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidFact(f"expected a non-empty string, got {value!r}", field)
+    return value.strip()
+
+
+def parse_str_list(value: Any, field: str) -> tuple[str, ...]:
+    """Parse a JSON array of non-blank strings."""
+    if not isinstance(value, (list, tuple)):
+        raise InvalidFact(f"expected a list of ids, got {value!r}", field)
+    return tuple(parse_str(v, field) for v in value)
+
+
+def parse_mapping(value: Any, field: str) -> dict[str, Any]:
+    """Parse a JSON object."""
+    if not isinstance(value, Mapping):
+        raise InvalidFact(f"expected an object, got {value!r}", field)
+    return dict(value)
+
+
+BASE_CONVERTERS: dict[Any, Converter] = {
+    str: parse_str,
+    int: parse_int,
+    Decimal: parse_decimal,
+    datetime: parse_datetime,
+    date: parse_date,
+    tuple[str, ...]: parse_str_list,
+    dict[str, Any]: parse_mapping,
+}
+
+
+def _converter(annotation: Any) -> tuple[Converter, bool]:
+    """Return (converter, optional) for a field annotation."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return BASE_CONVERTERS[inner[0]], True
+    return BASE_CONVERTERS[annotation], False
+
+
+@cache
+def field_converters(cls: type[Fact]) -> dict[str, tuple[Converter, bool]]:
+    """The converter of every domain field of ``cls``."""
+    return {name: _converter(hint) for name, hint in domain_fields(cls).items()}
+
+
+def _check_domain_rules(values: dict[str, Any]) -> None:
+    currency = values.get("currency")
+    if currency is not None and not CURRENCY.match(currency):
+        raise InvalidFact(f"{currency!r} is not an ISO 4217 code such as USD", "currency")
+    for amount_field in ("cost",):
+        if values.get(amount_field) is not None and currency is None:
+            raise InvalidFact(f"{amount_field} needs a currency", "currency")
+    kind = values.get("opportunity_type")
+    if kind is not None and kind not in OPPORTUNITY_TYPES:
+        allowed = ", ".join(sorted(OPPORTUNITY_TYPES))
+        raise InvalidFact(f"{kind!r} is not one of {allowed}", "opportunity_type")
+    start, end = values.get("period_start"), values.get("period_end")
+    if start is not None and end is not None and end < start:
+        raise InvalidFact("period_end is before period_start", "period_end")
+
+
+def fact_class(type_name: Any) -> type[Fact]:
+    """Return the fact class for a canonical ``type`` value."""
+    try:
+        return FACT_TYPES[type_name]
+    except (KeyError, TypeError):
+        msg = f"unknown event type {type_name!r}; see docs/events.md for the catalogue"
+        raise InvalidFact(msg, "type") from None
+
+
+def parse_fact(record: Mapping[str, Any], *, recorded_at: datetime | None = None) -> Fact:
+    """Turn one canonical record into a fact, or raise :class:`InvalidFact` naming the field.
+
+    ``recorded_at`` in the record (as written by ``export``) is kept, so that restoring an export
+    keeps the original ledger times; otherwise the fact is stamped with ``recorded_at`` or now.
+    """
+    if not isinstance(record, Mapping):
+        raise InvalidFact("a record must be a JSON object")
+    cls = fact_class(record.get("type"))
+    converters = field_converters(cls)
+    unknown = set(record) - {"type", "recorded_at", *ENVELOPE, *converters}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidFact(f"unknown field for {cls.type_name}; see docs/events.md", name)
+    missing = (required_fields(cls) | set(ENVELOPE)) - {
+        k for k, v in record.items() if v not in (None, "")
+    }
+    if missing:
+        raise InvalidFact(f"required by {cls.type_name} but missing or blank", sorted(missing)[0])
+    values: dict[str, Any] = {}
+    for name, (convert, optional) in converters.items():
+        raw = record.get(name)
+        if raw is None or (optional and raw == ""):
+            continue
+        values[name] = convert(raw, name)
+    _check_domain_rules(values)
+    source = parse_str(record["source"], "source")
+    source_id = parse_str(record["source_id"], "source_id")
+    stamp = record.get("recorded_at")
+    return cls(
+        originator_id=fact_id(source, source_id),
+        originator_version=1,
+        timestamp=(
+            parse_datetime(stamp, "recorded_at")
+            if stamp is not None
+            else recorded_at or create_utc_datetime_now()
+        ),
+        occurred_at=parse_datetime(record["occurred_at"], "occurred_at"),
+        source=source,
+        source_id=source_id,
+        actor=parse_str(record["actor"], "actor"),
+        **values,
+    )
+
+
+def fact_to_record(fact: Fact) -> dict[str, Any]:
+    """The canonical record of a fact (``parse_fact`` reads it back to an equal fact)."""
+    record: dict[str, Any] = {
+        "type": fact.type_name,
+        "occurred_at": fact.occurred_at,
+        "recorded_at": fact.recorded_at,
+        "source": fact.source,
+        "source_id": fact.source_id,
+        "actor": fact.actor,
+    }
+    for name, value in fact.payload().items():
+        if value is not None and value != () and not (name == "attributes" and value == {}):
+            record[name] = value
+    return record
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def dumps(record: Any) -> bytes:
+    """Serialise a record (datetimes as RFC 3339 UTC with Z, Decimals as strings)."""
+    return orjson.dumps(record, default=_default, option=orjson.OPT_UTC_Z)
+
+
+class OrjsonTranscoder(Transcoder):
+    """Stored-state serialisation with orjson; typing is restored by :class:`FactMapper`."""
+
+    def encode(self, obj: Any) -> bytes:
+        """Encode a state dict."""
+        return dumps(obj)
+
+    def decode(self, data: bytes) -> Any:
+        """Decode a state dict (strings stay strings until the mapper types them)."""
+        return orjson.loads(data)
+
+
+@cache
+def _stored_converters(cls: type[Fact]) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    """Only the fields whose stored JSON form differs from the Python value need converting."""
+    out: list[tuple[str, Callable[[Any], Any]]] = [
+        ("timestamp", datetime.fromisoformat),
+        ("occurred_at", datetime.fromisoformat),
+    ]
+    for name, hint in domain_fields(cls).items():
+        inner = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        kind = inner[0] if len(inner) == 1 else hint
+        if kind is Decimal:
+            out.append((name, Decimal))
+        elif kind is datetime:
+            out.append((name, datetime.fromisoformat))
+        elif kind is date:
+            out.append((name, date.fromisoformat))
+        elif kind == tuple[str, ...]:
+            out.append((name, tuple))
+    return tuple(out)
+
+
+class FactMapper(Mapper[Any]):
+    """Maps facts to stored events and back, restoring field types from the fact's class."""
+
+    def __init__(self) -> None:
+        """Use the orjson transcoder; facts are neither compressed nor encrypted."""
+        super().__init__(transcoder=OrjsonTranscoder())
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        """Serialise a fact's state, keyed by its stream id and version."""
+        state = dict(vars(domain_event))
+        originator_id = state.pop("originator_id")
+        originator_version = state.pop("originator_version")
+        class_version = getattr(type(domain_event), "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
+        return StoredEvent(
+            originator_id=originator_id,
+            originator_version=originator_version,
+            topic=get_topic(type(domain_event)),
+            state=dumps(state),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        """Rebuild a fact from its stored state, upcasting older class versions."""
+        cls = resolve_topic(stored_event.topic)
+        state: dict[str, Any] = orjson.loads(stored_event.state)
+        class_version = getattr(cls, "class_version", 1)
+        from_version = state.pop("class_version", 1)
+        while from_version < class_version:
+            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
+            from_version += 1
+        for name, convert in _stored_converters(cls):
+            value = state.get(name)
+            if value is not None:
+                state[name] = convert(value)
+        state["originator_id"] = stored_event.originator_id
+        state["originator_version"] = stored_event.originator_version
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", state)
+        return event

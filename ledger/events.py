@@ -1,0 +1,419 @@
+"""The catalogue of facts the ledger records (documented field by field in docs/events.md).
+
+Every fact is an immutable ``eventsourcing`` domain event with the same envelope:
+
+- ``occurred_at``: business time (timezone aware, UTC inside);
+- ``timestamp``: the time the ledger recorded it (eventsourcing's own field);
+- ``source`` / ``source_id``: the system and that system's id for this fact, the idempotency key;
+- ``actor``: who or what did it.
+
+Each fact is stored as the first and only event of its own stream, whose id is derived from
+(``source``, ``source_id``) by :func:`fact_id`. The store's primary key therefore refuses a second
+copy of the same fact, whichever process delivers it. Facts are *not* grouped into one stream per
+lead: a stream is ordered by arrival, while every question the ledger answers is ordered by
+business time, so the per-lead view is a projection that sorts by ``occurred_at``.
+
+The ``type`` of a fact in the canonical JSONL format is the snake_case name in :data:`FACT_TYPES`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from eventsourcing.domain import DomainEvent
+
+FACT_NAMESPACE = uuid.UUID("6f1c1d2e-6b1a-5c7e-9a43-2f0d8b7e4a10")
+
+ENVELOPE = ("occurred_at", "source", "source_id", "actor")
+OPPORTUNITY_TYPES = frozenset({"new", "expansion", "renewal"})
+
+
+def fact_id(source: str, source_id: str) -> uuid.UUID:
+    """Return the stream id of the fact that ``source`` calls ``source_id`` (stable forever)."""
+    return uuid.uuid5(FACT_NAMESPACE, f"{source}\x1f{source_id}")
+
+
+class Fact(DomainEvent):
+    """A fact in the ledger: the envelope shared by every event type."""
+
+    type_name: ClassVar[str] = ""
+    subject_field: ClassVar[str] = ""
+
+    occurred_at: datetime
+    source: str
+    source_id: str
+    actor: str
+
+    @property
+    def id(self) -> uuid.UUID:
+        """The fact's stream id, derived from (source, source_id)."""
+        return self.originator_id
+
+    @property
+    def recorded_at(self) -> datetime:
+        """When the ledger recorded the fact (ledger time, as opposed to business time)."""
+        return self.timestamp
+
+    @property
+    def subject(self) -> str:
+        """The id of the lead, opportunity, account or campaign this fact is about."""
+        return str(getattr(self, self.subject_field))
+
+    def payload(self) -> dict[str, Any]:
+        """The fact's domain fields (everything but the envelope and storage fields)."""
+        skip = {"originator_id", "originator_version", "timestamp", *ENVELOPE}
+        return {k: v for k, v in vars(self).items() if k not in skip}
+
+
+# --- Leads ---------------------------------------------------------------------------------------
+
+
+class LeadCaptured(Fact):
+    """A person entered the funnel (a raw inquiry), with what is known about them."""
+
+    type_name = "lead_captured"
+    subject_field = "lead_id"
+    lead_id: str
+    email: str | None = None
+    name: str | None = None
+    company: str | None = None
+    account_id: str | None = None
+    segment: str | None = None
+    country: str | None = None
+    lead_source: str | None = None
+    attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class LeadUpdated(Fact):
+    """Attributes of a lead changed (company, segment, title, any custom attribute)."""
+
+    type_name = "lead_updated"
+    subject_field = "lead_id"
+    lead_id: str
+    attributes: dict[str, Any]
+
+
+class TouchRecorded(Fact):
+    """A marketing or sales touch on a lead: a campaign response, visit, event, email, call."""
+
+    type_name = "touch_recorded"
+    subject_field = "lead_id"
+    lead_id: str
+    channel: str
+    touch_type: str
+    campaign_id: str | None = None
+    cost: Decimal | None = None
+    currency: str | None = None
+
+
+class ScoreChanged(Fact):
+    """A lead's score and/or fit grade changed under a named scoring model version."""
+
+    type_name = "score_changed"
+    subject_field = "lead_id"
+    lead_id: str
+    score: int
+    model_version: str
+    fit: str | None = None
+
+
+class StageChanged(Fact):
+    """A lead moved between funnel stages, as the source recorded it (skips and backward moves too)."""
+
+    type_name = "stage_changed"
+    subject_field = "lead_id"
+    lead_id: str
+    to_stage: str
+    from_stage: str | None = None
+
+
+class HandedOff(Fact):
+    """Marketing passed the lead to sales (an SDR, a rep or a queue)."""
+
+    type_name = "handed_off"
+    subject_field = "lead_id"
+    lead_id: str
+    to_owner: str
+    team: str | None = None
+
+
+class LeadAccepted(Fact):
+    """Sales accepted the lead: agreed to work it."""
+
+    type_name = "lead_accepted"
+    subject_field = "lead_id"
+    lead_id: str
+    owner: str
+
+
+class LeadRejected(Fact):
+    """Sales rejected the lead, with a reason."""
+
+    type_name = "lead_rejected"
+    subject_field = "lead_id"
+    lead_id: str
+    reason: str
+    owner: str | None = None
+
+
+class LeadRecycled(Fact):
+    """The lead went back to marketing nurture, with a reason."""
+
+    type_name = "lead_recycled"
+    subject_field = "lead_id"
+    lead_id: str
+    reason: str
+
+
+class LeadDisqualified(Fact):
+    """The lead was disqualified (not a fit, competitor, spam...), with a reason."""
+
+    type_name = "lead_disqualified"
+    subject_field = "lead_id"
+    lead_id: str
+    reason: str
+
+
+class OwnerAssigned(Fact):
+    """The lead's owner changed (assignment or reassignment)."""
+
+    type_name = "owner_assigned"
+    subject_field = "lead_id"
+    lead_id: str
+    owner: str
+    team: str | None = None
+
+
+class SalesActivityRecorded(Fact):
+    """Sales acted on the lead (call, email, meeting); the first one after hand-off drives the SLA."""
+
+    type_name = "sales_activity_recorded"
+    subject_field = "lead_id"
+    lead_id: str
+    activity_type: str
+    owner: str | None = None
+
+
+# --- Opportunities -------------------------------------------------------------------------------
+
+
+class OpportunityOpened(Fact):
+    """An opportunity was created, with its amount, type and the leads/contacts behind it."""
+
+    type_name = "opportunity_opened"
+    subject_field = "opportunity_id"
+    opportunity_id: str
+    account_id: str
+    amount: Decimal
+    currency: str
+    opportunity_type: str
+    stage: str
+    lead_ids: tuple[str, ...] = ()
+    contact_ids: tuple[str, ...] = ()
+    owner: str | None = None
+    expected_close: date | None = None
+
+
+class OpportunityStageChanged(Fact):
+    """An opportunity moved between sales stages."""
+
+    type_name = "opportunity_stage_changed"
+    subject_field = "opportunity_id"
+    opportunity_id: str
+    to_stage: str
+    from_stage: str | None = None
+
+
+class OpportunityAmountChanged(Fact):
+    """An opportunity's amount changed (the new amount, not a delta)."""
+
+    type_name = "opportunity_amount_changed"
+    subject_field = "opportunity_id"
+    opportunity_id: str
+    amount: Decimal
+    currency: str
+
+
+class OpportunityWon(Fact):
+    """An opportunity closed won, at its final amount."""
+
+    type_name = "opportunity_won"
+    subject_field = "opportunity_id"
+    opportunity_id: str
+    amount: Decimal
+    currency: str
+
+
+class OpportunityLost(Fact):
+    """An opportunity closed lost, with a reason."""
+
+    type_name = "opportunity_lost"
+    subject_field = "opportunity_id"
+    opportunity_id: str
+    reason: str
+
+
+class OpportunityReopened(Fact):
+    """A closed opportunity was reopened."""
+
+    type_name = "opportunity_reopened"
+    subject_field = "opportunity_id"
+    opportunity_id: str
+    reason: str | None = None
+
+
+# --- Account revenue -----------------------------------------------------------------------------
+
+
+class ContractStarted(Fact):
+    """An account's contract started: annual recurring revenue from a new logo or a renewal."""
+
+    type_name = "contract_started"
+    subject_field = "account_id"
+    account_id: str
+    contract_id: str
+    arr: Decimal
+    currency: str
+    opportunity_id: str | None = None
+
+
+class ContractExpanded(Fact):
+    """An account's recurring revenue grew (cross-sell, up-sell) by ``amount``."""
+
+    type_name = "contract_expanded"
+    subject_field = "account_id"
+    account_id: str
+    contract_id: str
+    amount: Decimal
+    currency: str
+    opportunity_id: str | None = None
+
+
+class ContractContracted(Fact):
+    """An account's recurring revenue shrank by ``amount`` (down-sell) without churning."""
+
+    type_name = "contract_contracted"
+    subject_field = "account_id"
+    account_id: str
+    contract_id: str
+    amount: Decimal
+    currency: str
+    reason: str | None = None
+
+
+class ContractChurned(Fact):
+    """An account's contract ended: ``amount`` of recurring revenue lost."""
+
+    type_name = "contract_churned"
+    subject_field = "account_id"
+    account_id: str
+    contract_id: str
+    amount: Decimal
+    currency: str
+    reason: str | None = None
+
+
+# --- Campaigns -----------------------------------------------------------------------------------
+
+
+class CampaignCreated(Fact):
+    """A marketing campaign/program exists, on a channel."""
+
+    type_name = "campaign_created"
+    subject_field = "campaign_id"
+    campaign_id: str
+    name: str
+    channel: str
+    campaign_type: str | None = None
+
+
+class CampaignSpendRecorded(Fact):
+    """Program spend on a campaign for a period ``[period_start, period_end]`` (inclusive dates)."""
+
+    type_name = "campaign_spend_recorded"
+    subject_field = "campaign_id"
+    campaign_id: str
+    amount: Decimal
+    currency: str
+    period_start: date
+    period_end: date
+
+
+# --- Corrections ---------------------------------------------------------------------------------
+
+
+class FactRetracted(Fact):
+    """An earlier fact, named by its (source, source_id), is withdrawn: projections ignore it."""
+
+    type_name = "fact_retracted"
+    subject_field = "target_source_id"
+    target_source: str
+    target_source_id: str
+    reason: str
+
+
+class FactAmended(Fact):
+    """An earlier fact is superseded by a copy with ``changes`` applied to its fields."""
+
+    type_name = "fact_amended"
+    subject_field = "target_source_id"
+    target_source: str
+    target_source_id: str
+    changes: dict[str, Any]
+    reason: str
+
+
+CORRECTIONS: tuple[type[Fact], ...] = (FactRetracted, FactAmended)
+
+FACT_TYPES: dict[str, type[Fact]] = {
+    cls.type_name: cls
+    for cls in (
+        LeadCaptured,
+        LeadUpdated,
+        TouchRecorded,
+        ScoreChanged,
+        StageChanged,
+        HandedOff,
+        LeadAccepted,
+        LeadRejected,
+        LeadRecycled,
+        LeadDisqualified,
+        OwnerAssigned,
+        SalesActivityRecorded,
+        OpportunityOpened,
+        OpportunityStageChanged,
+        OpportunityAmountChanged,
+        OpportunityWon,
+        OpportunityLost,
+        OpportunityReopened,
+        ContractStarted,
+        ContractExpanded,
+        ContractContracted,
+        ContractChurned,
+        CampaignCreated,
+        CampaignSpendRecorded,
+        FactRetracted,
+        FactAmended,
+    )
+}
+
+
+def domain_fields(cls: type[Fact]) -> dict[str, Any]:
+    """Map each domain field of ``cls`` (envelope excluded) to its resolved type."""
+    hints = typing.get_type_hints(cls)
+    skip = {"originator_id", "originator_version", "timestamp", *ENVELOPE}
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.name not in skip}
+
+
+def required_fields(cls: type[Fact]) -> frozenset[str]:
+    """The domain fields of ``cls`` that have no default."""
+    return frozenset(
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ) - {"originator_id", "originator_version", "timestamp", *ENVELOPE}
