@@ -33,6 +33,13 @@ from ledger.events import FactAmended, FactRetracted, Fact, fact_id
 from ledger.storage import StoreConfig, parse_url, resolve_url
 
 MAX_CONFLICT_RETRIES = 20
+
+
+def psycopg_errors() -> type[Exception]:
+    """psycopg's base error class (connection failures surface as these)."""
+    import psycopg  # noqa: PLC0415
+
+    return psycopg.Error
 READ_PAGE = 5000
 
 
@@ -59,8 +66,10 @@ class Ledger(Application[uuid.UUID]):
                 raise StoreUnavailable(msg)
         env = {**config.env, "CREATE_TABLE": "y" if create else "n"}
         try:
+            if config.backend == "postgres":
+                preflight(config, create=create)
             super().__init__(env=env)
-        except (PersistenceError, OSError) as error:
+        except (PersistenceError, OSError, psycopg_errors()) as error:
             raise StoreUnavailable(self._describe(error)) from None
         if not create and not self._has_tables():
             msg = f"{config.display} holds no ledger; run 'revledger --db URL init' first"
@@ -72,8 +81,9 @@ class Ledger(Application[uuid.UUID]):
 
     @property
     def table(self) -> str:
-        """The name of the events table."""
-        return str(self.recorder.events_table_name)  # type: ignore[attr-defined]
+        """The (schema-qualified, on PostgreSQL) name of the events table."""
+        name = str(self.recorder.events_table_name)  # type: ignore[attr-defined]
+        return f"{self.config.schema}.{name}" if self.config.schema else name
 
     def _describe(self, error: BaseException) -> str:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -199,6 +209,31 @@ class Ledger(Application[uuid.UUID]):
                 return
             yield from rows
             after = rows[-1][0]
+
+
+def preflight(config: StoreConfig, *, create: bool) -> None:
+    """Connect once to PostgreSQL (for a precise error) and create the URL's schema if asked."""
+    import psycopg  # noqa: PLC0415 - only PostgreSQL needs it
+    from psycopg import sql  # noqa: PLC0415
+
+    env = config.env
+    try:
+        with psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"] or None,
+            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
+            autocommit=True,
+        ) as conn:
+            if create and config.schema:
+                statement = sql.SQL("CREATE SCHEMA IF NOT EXISTS {}")
+                conn.execute(statement.format(sql.Identifier(config.schema)))
+    except psycopg.Error as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        msg = f"cannot open the ledger at {config.display}: {reason}"
+        raise StoreUnavailable(msg) from None
 
 
 def open_ledger(url: str | None = None, *, create: bool = True) -> Ledger:

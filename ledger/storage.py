@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from ledger.errors import ConfigurationError
 
@@ -24,14 +24,14 @@ class StoreConfig:
     url: str
     backend: str  # "sqlite" or "postgres"
     env: dict[str, str]
+    schema: str | None = None  # PostgreSQL schema (``?schema=name``), None for the default
 
     @property
     def sqlalchemy_url(self) -> str:
         """The same database as an SQLAlchemy URL (psycopg 3 driver for PostgreSQL)."""
         if self.backend == "sqlite":
             return f"sqlite:///{self.env['SQLITE_DBNAME']}"
-        scheme, rest = self.url.split("://", 1)
-        del scheme
+        rest = self.url.split("://", 1)[1].split("?", 1)[0]
         return f"postgresql+psycopg://{rest}"
 
     @property
@@ -71,6 +71,9 @@ def parse_url(url: str) -> StoreConfig:
         dbname = unquote(parts.path.lstrip("/"))
         if not dbname:
             raise ConfigurationError(f"database URL {url!r} names no database; e.g. .../revledger")
+        schema = parse_qs(parts.query).get("schema", [None])[0]
+        if schema is not None and not schema.isidentifier():
+            raise ConfigurationError(f"database URL {url!r}: schema must be a plain identifier")
         env = {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "POSTGRES_DBNAME": dbname,
@@ -82,6 +85,8 @@ def parse_url(url: str) -> StoreConfig:
             "POSTGRES_LOCK_TIMEOUT": "30",
             "POSTGRES_POOL_SIZE": "2",
         }
-        return StoreConfig(url=url, backend="postgres", env=env)
+        if schema:
+            env["POSTGRES_SCHEMA"] = schema
+        return StoreConfig(url=url, backend="postgres", env=env, schema=schema)
     msg = f"database URL {url!r} is not supported; use sqlite:///file.db or postgresql://user@host/db"
     raise ConfigurationError(msg)
