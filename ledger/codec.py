@@ -18,7 +18,6 @@ from functools import cache
 from typing import Any
 
 import orjson
-from eventsourcing.domain import create_utc_datetime_now
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 
@@ -198,7 +197,7 @@ def parse_fact(record: Mapping[str, Any], *, recorded_at: datetime | None = None
         timestamp=(
             parse_datetime(stamp, "recorded_at")
             if stamp is not None
-            else recorded_at or create_utc_datetime_now()
+            else recorded_at or datetime.now(UTC)
         ),
         occurred_at=parse_datetime(record["occurred_at"], "occurred_at"),
         source=source,

@@ -1,0 +1,27 @@
+"""Small builders for canonical records and facts, shared by the tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledger.codec import parse_fact
+from ledger.events import Fact
+
+
+def record(type_: str, source_id: str, occurred_at: str = "2025-03-05T14:22:01Z",
+           source: str = "test", **fields: Any) -> dict[str, Any]:
+    """A canonical record with a default envelope."""
+    return {"type": type_, "occurred_at": occurred_at, "source": source,
+            "source_id": source_id, "actor": "tester", **fields}
+
+
+def fact(type_: str, source_id: str, occurred_at: str = "2025-03-05T14:22:01Z",
+         source: str = "test", **fields: Any) -> Fact:
+    """A fact built through the canonical parser."""
+    return parse_fact(record(type_, source_id, occurred_at, source, **fields))
+
+
+def stage(lead: str, to: str, source_id: str, occurred_at: str, frm: str | None = None) -> Fact:
+    """A stage_changed fact."""
+    extra = {"from_stage": frm} if frm else {}
+    return fact("stage_changed", source_id, occurred_at, lead_id=lead, to_stage=to, **extra)
