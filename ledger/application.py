@@ -175,7 +175,8 @@ class Ledger(Application[uuid.UUID]):
             if not result.recorded:
                 return result
             try:
-                self.save(*result.recorded)
+                # The event store directly: Application.save() would re-inspect every event.
+                self.events.put(result.recorded)
             except IntegrityError:
                 continue  # another writer recorded some of these facts: re-check and retry
             except OperationalError as error:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 import uuid
+from functools import cache
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -403,6 +404,7 @@ FACT_TYPES: dict[str, type[Fact]] = {
 }
 
 
+@cache
 def domain_fields(cls: type[Fact]) -> dict[str, Any]:
     """Map each domain field of ``cls`` (envelope excluded) to its resolved type."""
     hints = typing.get_type_hints(cls)
@@ -410,6 +412,7 @@ def domain_fields(cls: type[Fact]) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.name not in skip}
 
 
+@cache
 def required_fields(cls: type[Fact]) -> frozenset[str]:
     """The domain fields of ``cls`` that have no default."""
     return frozenset(
