@@ -141,7 +141,8 @@ class Ledger(Application[uuid.UUID]):
         if isinstance(fact, FactAmended):
             if not fact.changes:
                 raise InvalidFact("an amendment must change at least one field", "changes")
-            forbidden = {"type", "source", "source_id", "recorded_at"} & set(fact.changes)
+            identity = {"type", "source", "source_id", "recorded_at", target.subject_field}
+            forbidden = identity & set(fact.changes)
             if forbidden:
                 msg = f"cannot amend {sorted(forbidden)[0]}; retract the fact and record a new one"
                 raise InvalidFact(msg, "changes")

@@ -33,6 +33,10 @@ from ledger.events import (
 )
 
 CURRENCY = re.compile(r"^[A-Z]{3}$")
+AMOUNT = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+ISO_TIMESTAMP = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}")
+INTEGER = re.compile(r"^-?[0-9]{1,18}$")
 Converter = Callable[[Any, str], Any]
 
 
@@ -42,6 +46,8 @@ def parse_datetime(value: Any, field: str) -> datetime:
         parsed = value
     elif isinstance(value, str):
         try:
+            if not ISO_TIMESTAMP.match(value.strip()):
+                raise ValueError(value)
             parsed = datetime.fromisoformat(value.strip())
         except ValueError:
             msg = f"{value!r} is not an ISO 8601 timestamp (e.g. 2025-03-05T14:22:01Z)"
@@ -51,14 +57,17 @@ def parse_datetime(value: Any, field: str) -> datetime:
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         msg = f"{value!r} has no timezone; add Z or an offset such as +01:00"
         raise InvalidFact(msg, field)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidFact(f"{value!r} is outside the years 1-9999 in UTC", field) from None
 
 
 def parse_date(value: Any, field: str) -> date:
     """Parse an ISO date (YYYY-MM-DD)."""
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and ISO_DATE.match(value.strip()):
         try:
             return date.fromisoformat(value.strip())
         except ValueError:
@@ -70,12 +79,15 @@ def parse_decimal(value: Any, field: str) -> Decimal:
     """Parse a non-negative amount given as a decimal string (or a JSON number)."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
         raise InvalidFact(f"expected an amount such as \"1250.00\", got {value!r}", field)
+    text = value.strip() if isinstance(value, str) else None
+    if text is not None and not AMOUNT.match(text):
+        raise InvalidFact(f"{value!r} is not an amount (e.g. \"1250.00\")", field)
     try:
         # A JSON number arrives as float; its shortest repr is the literal that was written.
-        amount = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
+        amount = Decimal(repr(value) if isinstance(value, float) else text or str(value))
     except InvalidOperation:
         raise InvalidFact(f"{value!r} is not an amount (e.g. \"1250.00\")", field) from None
-    if not amount.is_finite() or amount < 0:
+    if not amount.is_finite() or amount.is_signed():
         raise InvalidFact(f"{value!r} must be a finite amount of zero or more", field)
     return amount
 
@@ -84,7 +96,7 @@ def parse_int(value: Any, field: str) -> int:
     """Parse an integer (a JSON integer or a string of digits)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+    if isinstance(value, str) and INTEGER.match(value.strip()):
         return int(value)
     raise InvalidFact(f"expected an integer, got {value!r}", field)
 
@@ -217,15 +229,16 @@ def fact_to_record(fact: Fact) -> dict[str, Any]:
         "source_id": fact.source_id,
         "actor": fact.actor,
     }
+    required = required_fields(type(fact))
     for name, value in fact.payload().items():
-        if value is not None and value != () and not (name == "attributes" and value == {}):
+        if name in required or value not in (None, (), {}):
             record[name] = value
     return record
 
 
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        return format(value, "f")  # positional notation: "0.0000010", never "1.0E-6"
     raise TypeError(type(value).__name__)
 
 

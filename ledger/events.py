@@ -36,7 +36,7 @@ OPPORTUNITY_TYPES = frozenset({"new", "expansion", "renewal"})
 
 def fact_id(source: str, source_id: str) -> uuid.UUID:
     """Return the stream id of the fact that ``source`` calls ``source_id`` (stable forever)."""
-    return uuid.uuid5(FACT_NAMESPACE, f"{source}\x1f{source_id}")
+    return uuid.uuid5(FACT_NAMESPACE, f"{len(source)}:{source}:{source_id}")
 
 
 class Fact(DomainEvent):
