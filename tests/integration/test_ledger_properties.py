@@ -1,0 +1,37 @@
+"""Properties of recording: whatever the batching, repetition and order, each fact lands once."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.application import open_ledger
+from tests.factories import stage
+
+FACTS = [stage(f"L{i % 5}", "mql", f"s{i}", f"2025-01-{1 + i % 28:02d}T00:00:00Z")
+         for i in range(30)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    deliveries=st.lists(st.integers(0, len(FACTS) - 1), min_size=1, max_size=80),
+    batch=st.integers(1, 10),
+)
+def test_any_delivery_sequence_records_each_distinct_fact_once(
+    deliveries: list[int], batch: int, tmp_path_factory: object
+) -> None:
+    """Recorded + duplicates == delivered, and the ledger holds exactly the distinct facts."""
+    path = Path(str(tmp_path_factory.mktemp("p"))) / f"{uuid.uuid4().hex}.db"  # type: ignore[attr-defined]
+    ledger = open_ledger(f"sqlite:///{path}")
+    recorded = duplicates = 0
+    for start in range(0, len(deliveries), batch):
+        result = ledger.record([FACTS[i] for i in deliveries[start : start + batch]])
+        recorded += len(result.recorded)
+        duplicates += len(result.duplicates)
+    assert recorded + duplicates == len(deliveries)
+    assert recorded == len(set(deliveries))
+    assert {f.source_id for _, f in ledger.facts()} == {FACTS[i].source_id for i in deliveries}
+    ledger.close()
