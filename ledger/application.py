@@ -24,7 +24,9 @@ from eventsourcing.persistence import (
     IntegrityError,
     OperationalError,
     PersistenceError,
+    ProcessRecorder,
     StoredEvent,
+    Tracking,
 )
 
 from ledger.codec import FactMapper, fact_to_record, parse_fact
@@ -74,6 +76,10 @@ class Ledger(Application[uuid.UUID]):
         if not create and not self._has_tables():
             msg = f"{config.display} holds no ledger; run 'revledger --db URL init' first"
             raise StoreUnavailable(msg)
+
+    def construct_recorder(self) -> ProcessRecorder:
+        """A process recorder: its tracking records hold each source's checkpoint."""
+        return self.factory.process_recorder()
 
     def construct_mapper(self) -> FactMapper:  # type: ignore[override]
         """Facts use their own mapper (orjson, typed by the fact class)."""
@@ -152,9 +158,20 @@ class Ledger(Application[uuid.UUID]):
             except InvalidFact as error:
                 raise InvalidFact(error.reason, f"changes.{error.field}") from None
 
-    def record(self, facts: Iterable[Fact]) -> BatchResult:
-        """Record a batch atomically; facts already in the ledger are returned as duplicates."""
+    def checkpoint(self, source_key: str) -> int:
+        """The position up to which ``source_key`` has been loaded (0 if never)."""
+        recorder: ProcessRecorder = self.recorder  # type: ignore[assignment]
+        return recorder.max_tracking_id(source_key) or 0
+
+    def record(self, facts: Iterable[Fact], checkpoint: tuple[str, int] | None = None) -> BatchResult:
+        """Record a batch atomically; facts already in the ledger are returned as duplicates.
+
+        ``checkpoint`` = (source key, position) is written in the same transaction (an
+        eventsourcing tracking record), so a load resumed after a crash starts exactly after
+        the last committed batch. Positions of one source key must increase.
+        """
         batch = list(facts)
+        tracking = Tracking(*checkpoint) if checkpoint else None
         for _attempt in range(MAX_CONFLICT_RETRIES):
             result = BatchResult()
             unique: dict[uuid.UUID, Fact] = {}
@@ -173,13 +190,16 @@ class Ledger(Application[uuid.UUID]):
             for fact in result.recorded:
                 self.check_correction(fact, seen)
                 seen[fact.id] = fact
-            if not result.recorded:
+            if not result.recorded and tracking is None:
                 return result
             try:
                 # The event store directly: Application.save() would re-inspect every event.
-                self.events.put(result.recorded)
+                self.events.put(result.recorded, tracking=tracking)
             except IntegrityError:
-                continue  # another writer recorded some of these facts: re-check and retry
+                # Another writer recorded some of these facts, or moved this checkpoint on.
+                if tracking and self.checkpoint(tracking.application_name) >= tracking.notification_id:
+                    tracking = None
+                continue
             except OperationalError as error:
                 raise StoreUnavailable(self._describe(error)) from None
             return result

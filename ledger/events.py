@@ -272,7 +272,11 @@ class OpportunityReopened(Fact):
 
 
 class ContractStarted(Fact):
-    """An account's contract started: annual recurring revenue from a new logo or a renewal."""
+    """A new contract started for an account (a new logo): its annual recurring revenue.
+
+    A renewal that keeps the contract is not a new start; its ARR changes are recorded as
+    expansion, contraction or churn, so ARR is never counted twice.
+    """
 
     type_name = "contract_started"
     subject_field = "account_id"
