@@ -1,85 +1,43 @@
 """The ledger's own JSONL format (docs/events.md): ``ingest`` reads it, ``export`` writes it.
 
 Ingest streams each file line by line (constant memory, any size; ``.gz`` and ``-`` for stdin
-accepted), turns lines into facts, and records them in batches: each batch is one transaction,
-so a crash leaves whole batches and re-running the same command records only what is missing
-(everything already recorded is counted as a duplicate). A line that is not a valid fact is
-rejected with its file, line number, field and reason, written to a rejects file, and the rest of
-the file still lands.
+accepted), turns lines into facts, and hands them to the shared load pipeline
+(:mod:`adapters.pipeline`): batches of one transaction each, with the file's checkpoint (the last
+line number loaded) in the same transaction, so an interrupted ingest resumes after the last
+committed batch. A line that is not a valid fact is rejected with its file, line number, field and
+reason, written to a rejects file, and the rest of the file still lands.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
+from adapters.pipeline import BATCH_SIZE, Item, Loader, LoadSummary, Reject, RejectsFile
 from ledger.application import Ledger
 from ledger.codec import dumps, fact_to_record, parse_fact
 from ledger.errors import InvalidFact, RevledgerError
-from ledger.events import Fact
-
-BATCH_SIZE = 2000
 
 
 class InputUnreadable(RevledgerError):
     """An input file does not exist or cannot be read."""
 
 
-@dataclass
-class Reject:
-    """One input record that could not become a fact."""
-
-    file: str
-    line: int
-    field: str | None
-    reason: str
-    text: str
-
-    def message(self) -> str:
-        """The one-line report: where, which field, why."""
-        where = f"{self.file}:{self.line}"
-        return f"{where}: {self.field}: {self.reason}" if self.field else f"{where}: {self.reason}"
-
-
-@dataclass
-class FileSummary:
-    """The outcome of ingesting one file."""
-
-    file: str
-    read: int = 0
-    recorded: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-
-
-@dataclass
-class IngestSummary:
-    """The outcome of one ingest run, per file and in total."""
-
-    files: list[FileSummary] = field(default_factory=list)
-    rejects_path: Path | None = None
-    first_rejects: list[str] = field(default_factory=list)
-
-    def total(self, name: str) -> int:
-        """Sum one counter over the files."""
-        return sum(getattr(f, name) for f in self.files)
-
-
-Progress = Callable[[int], None]
+FileProgress = Callable[[LoadSummary, int, int | None], None]  # summary, bytes done, total
 
 
 @contextmanager
 def open_input(path: str) -> Iterator[tuple[IO[bytes], Callable[[], int]]]:
-    """Open a JSONL input (plain, gzip or stdin); yields the lines and a bytes-consumed probe."""
+    """Open a JSONL input (plain, ``.gz``, or ``-`` for stdin) and a probe of bytes consumed."""
     if path == "-":
         yield sys.stdin.buffer, lambda: 0
         return
@@ -95,88 +53,40 @@ def open_input(path: str) -> Iterator[tuple[IO[bytes], Callable[[], int]]]:
             yield raw, raw.tell
 
 
-Line = tuple[int, Fact, bytes]  # line number, fact, the line as read
+def fingerprint(path: str) -> str | None:
+    """A checkpoint key for a file: its size and the digest of its first MiB (None for stdin).
+
+    A file that is replaced or appended to gets a new key (and is read again from its start,
+    where idempotency makes the overlap harmless); re-running on the same file resumes.
+    """
+    if path == "-":
+        return None
+    with Path(path).open("rb") as handle:
+        head = hashlib.sha256(handle.read(1 << 20)).hexdigest()[:32]
+    return f"jsonl:{Path(path).stat().st_size}:{head}"
 
 
 def _text(line: bytes) -> str:
     return line.decode("utf-8", "replace").rstrip("\r\n")
 
 
-def _parse_lines(path: str, lines: IO[bytes]) -> Iterator[Line | Reject]:
-    """Yield a fact (with its line) or a reject for each non-blank line."""
+def read_items(path: str, lines: IO[bytes]) -> Iterator[Item]:
+    """One item per non-blank line: the fact, or the reason it is not one."""
+    name = "stdin" if path == "-" else path
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             record: Any = orjson.loads(line)
         except orjson.JSONDecodeError as error:
-            yield Reject(path, number, None, f"not valid JSON ({error})", _text(line))
+            reject = Reject(f"{name}:{number}", None, f"not valid JSON ({error})", _text(line))
+            yield Item(number, reject=reject)
             continue
         try:
-            yield number, parse_fact(record), line
+            yield Item(number, fact=parse_fact(record), text=lambda line=line: _text(line))
         except InvalidFact as error:
-            yield Reject(path, number, error.field, error.reason, _text(line))
-
-
-class RejectsFile:
-    """Rejected records, written to a temporary file and moved into place when complete."""
-
-    def __init__(self, path: Path) -> None:
-        """Reject lines go to ``path`` (created only if something is rejected)."""
-        self.path = path
-        self.count = 0
-        self._handle: IO[bytes] | None = None
-        self._tmp: str | None = None
-
-    def add(self, reject: Reject) -> None:
-        """Write one rejected record with its location and reason."""
-        if self._handle is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, self._tmp = tempfile.mkstemp(prefix=".rejects-", dir=self.path.parent)
-            self._handle = os.fdopen(fd, "wb")
-        entry = {
-            "file": reject.file,
-            "line": reject.line,
-            "field": reject.field,
-            "reason": reject.reason,
-            "input": reject.text,
-        }
-        self._handle.write(dumps(entry) + b"\n")
-        self.count += 1
-
-    def close(self) -> None:
-        """Publish the rejects file, or remove a stale one when nothing was rejected."""
-        if self._handle is not None and self._tmp is not None:
-            self._handle.close()
-            Path(self._tmp).replace(self.path)
-        elif self.path.exists():
-            self.path.unlink()
-
-
-def _record_batch(ledger: Ledger, batch: list[Line], summary: FileSummary,
-                  rejects: RejectsFile, first: list[str], path: str) -> None:
-    """Check corrections one by one (so one bad one rejects only itself), then record atomically."""
-    accepted: list[Fact] = []
-    earlier: dict[Any, Fact] = {}
-    for number, fact, line in batch:
-        try:
-            ledger.check_correction(fact, earlier)
-        except InvalidFact as error:
-            reject = Reject(path, number, error.field, error.reason, _text(line))
-            _note_reject(reject, summary, rejects, first)
-            continue
-        accepted.append(fact)
-        earlier[fact.id] = fact
-    result = ledger.record(accepted)
-    summary.recorded += len(result.recorded)
-    summary.duplicates += len(result.duplicates)
-
-
-def _note_reject(reject: Reject, summary: FileSummary, rejects: RejectsFile, first: list[str]) -> None:
-    summary.rejected += 1
-    rejects.add(reject)
-    if len(first) < 5:
-        first.append(reject.message())
+            reject = Reject(f"{name}:{number}", error.field, error.reason, _text(line))
+            yield Item(number, reject=reject)
 
 
 def ingest_files(
@@ -185,40 +95,30 @@ def ingest_files(
     *,
     rejects_path: Path,
     batch_size: int = BATCH_SIZE,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> IngestSummary:
-    """Ingest canonical JSONL files in batches; ``progress(file, bytes_done, facts_done)``."""
+    rescan: bool = False,
+    progress: FileProgress | None = None,
+) -> list[LoadSummary]:
+    """Ingest canonical JSONL files, resuming each after its checkpoint unless ``rescan``."""
     for path in paths:
         if path != "-" and not Path(path).is_file():
             raise InputUnreadable(f"cannot read {path}: no such file; check the path")
-    summary = IngestSummary(rejects_path=rejects_path)
     rejects = RejectsFile(rejects_path)
+    summaries: list[LoadSummary] = []
     try:
         for path in paths:
-            file_summary = FileSummary(path)
-            summary.files.append(file_summary)
+            summary = LoadSummary("stdin" if path == "-" else path)
+            summaries.append(summary)
+            key = None if rescan else fingerprint(path)
+            total = Path(path).stat().st_size if path != "-" else None
             with open_input(path) as (lines, consumed):
-                batch: list[Line] = []
-                for item in _parse_lines(path, lines):
-                    file_summary.read += 1
-                    if isinstance(item, Reject):
-                        _note_reject(item, file_summary, rejects, summary.first_rejects)
-                    else:
-                        batch.append(item)
-                    if len(batch) >= batch_size:
-                        _record_batch(ledger, batch, file_summary, rejects, summary.first_rejects, path)
-                        batch = []
-                        if progress:
-                            progress(path, consumed(), file_summary.read)
-                if batch:
-                    _record_batch(ledger, batch, file_summary, rejects, summary.first_rejects, path)
+                tick = (lambda s, c=consumed, t=total: progress(s, c(), t)) if progress else None
+                loader = Loader(ledger, rejects, batch_size=batch_size, progress=tick)
+                loader.load(read_items(path, lines), summary, key)
                 if progress:
-                    progress(path, consumed(), file_summary.read)
+                    progress(summary, consumed(), total)
     finally:
-        rejects.close()
-    if not rejects.count:
-        summary.rejects_path = None
-    return summary
+        rejects.close(resumed=any(s.skipped for s in summaries))
+    return summaries
 
 
 def export_facts(

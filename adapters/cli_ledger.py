@@ -8,7 +8,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.progress import (
     BarColumn,
@@ -19,6 +19,7 @@ from rich.progress import (
 )
 
 from adapters import canonical
+from adapters.pipeline import LoadSummary
 from adapters.render import FORMATS, render
 from ledger.codec import fact_class, fact_to_record
 from ledger.errors import ConfigurationError
@@ -43,6 +44,8 @@ def register(commands: Commands[argparse.ArgumentParser]) -> None:
     ingest.add_argument("--rejects", metavar="PATH", help="where rejected lines go "
                         "(default: ./<first file>.rejects.jsonl)")
     ingest.add_argument("--batch-size", type=int, default=canonical.BATCH_SIZE, metavar="N")
+    ingest.add_argument("--rescan", action="store_true",
+                        help="read files from the start even if a checkpoint says they were loaded")
     ingest.add_argument("--format", choices=FORMATS, default="table")
     ingest.set_defaults(handler=cmd_ingest)
 
@@ -100,7 +103,7 @@ def cmd_init(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def ingest(ctx: Context, files: list[str], *, rejects: str | None, batch_size: int,
-           fmt: str) -> int:
+           fmt: str, rescan: bool = False) -> int:
     """Ingest files with a progress bar, print the summary; the exit code tells of rejects."""
     if batch_size < 1:
         raise ConfigurationError("--batch-size must be at least 1")
@@ -109,40 +112,49 @@ def ingest(ctx: Context, files: list[str], *, rejects: str | None, batch_size: i
     rejects_path = Path(rejects) if rejects else Path.cwd() / f"{first}.rejects.jsonl"
     started = time.perf_counter()
     with _progress(ctx) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, Any] = {}
 
-        def tick(path: str, done: int, facts: int) -> None:
-            if path not in tasks:
-                size = Path(path).stat().st_size if path != "-" else None
-                tasks[path] = bar.add_task(f"ingest {Path(path).name}", total=size, rate="")
-            rate = facts / max(time.perf_counter() - started, 1e-9)
-            bar.update(tasks[path], completed=done, rate=f"{rate:,.0f} events/s")
+        def tick(summary: LoadSummary, done: int, total: int | None) -> None:
+            if summary.input not in tasks:
+                name = f"ingest {Path(summary.input).name}"
+                tasks[summary.input] = bar.add_task(name, total=total, rate="")
+            rate = summary.read / max(time.perf_counter() - started, 1e-9)
+            bar.update(tasks[summary.input], completed=done, rate=f"{rate:,.0f} events/s")
 
-        summary = canonical.ingest_files(
-            ledger, files, rejects_path=rejects_path, batch_size=batch_size, progress=tick
-        )
-    elapsed = time.perf_counter() - started
-    report = Report(
-        title="Ingest",
-        columns=["file", "read", "recorded", "duplicates", "rejected"],
-        rows=[[f.file, f.read, f.recorded, f.duplicates, f.rejected] for f in summary.files],
-    )
-    if len(summary.files) > 1:
-        report.rows.append(["total", *(summary.total(n) for n in report.columns[1:])])
-    read = summary.total("read")
+        summaries = canonical.ingest_files(ledger, files, rejects_path=rejects_path,
+                                           batch_size=batch_size, rescan=rescan, progress=tick)
+    status = render_load(ctx, summaries, time.perf_counter() - started, rejects_path, fmt)
+    if any(s.skipped for s in summaries):
+        ctx.stderr.print("skipped lines were loaded by an earlier run (checkpoint); "
+                         "--rescan reads them again")
+    return status
+
+
+def render_load(ctx: Context, summaries: list[LoadSummary], elapsed: float, rejects_path: Path,
+                fmt: str) -> int:
+    """Print a load summary (per input and in total); exit code 3 if anything was rejected."""
+    report = Report(title="Ingest", columns=["input", *LoadSummary.COUNTS],
+                    rows=[s.row() for s in summaries])
+    if len(summaries) > 1:
+        report.rows.append(["total", *(sum(getattr(s, n) for s in summaries)
+                                       for n in LoadSummary.COUNTS)])
+    read = sum(s.read for s in summaries)
     report.notes.append(f"{read:,} events in {elapsed:.1f}s ({read / max(elapsed, 1e-9):,.0f}/s)")
-    for message in summary.first_rejects:
-        ctx.stderr.print(f"[yellow]rejected[/yellow] {message}", highlight=False, soft_wrap=True)
-    if summary.rejects_path is not None:
-        report.notes.append(f"rejected lines with their reasons: {summary.rejects_path}")
+    for summary in summaries:
+        for message in summary.first_rejects:
+            ctx.stderr.print(f"[yellow]rejected[/yellow] {message}", highlight=False,
+                             soft_wrap=True)
+    rejected = sum(s.rejected for s in summaries)
+    if rejected:
+        report.notes.append(f"{rejected:,} rejected records with their reasons: {rejects_path}")
     render(report, fmt)
-    return 3 if summary.total("rejected") else 0
+    return 3 if rejected else 0
 
 
 def cmd_ingest(args: argparse.Namespace, ctx: Context) -> int:
     """Record canonical JSONL files."""
     return ingest(ctx, args.files, rejects=args.rejects, batch_size=args.batch_size,
-                  fmt=args.format)
+                  fmt=args.format, rescan=args.rescan)
 
 
 def cmd_export(args: argparse.Namespace, ctx: Context) -> int:

@@ -1,0 +1,179 @@
+"""The load pipeline every source shares: batches, rejects, checkpoints, progress, summary.
+
+A source turns its input into a stream of :class:`Item` — a fact or a :class:`Reject`, each with
+a *position* (line number, record index, stream sequence) that increases through the input. The
+pipeline records facts in batches of ``batch_size``; each batch is one transaction that also
+stores the source's checkpoint (the position of the batch's last item, as an eventsourcing
+tracking record). So:
+
+- a crash leaves whole batches, and the checkpoint names exactly what they covered;
+- re-running the same load skips what the checkpoint covers and continues after it;
+- anything recorded twice anyway (an overlapping export, a redelivered message) is a duplicate.
+
+Rejected items never stop a load: each is written with its location, field and reason to the
+rejects file, and counted.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from ledger.application import Ledger
+from ledger.codec import dumps
+from ledger.errors import InvalidFact
+from ledger.events import Fact
+
+BATCH_SIZE = 2000
+
+
+@dataclass
+class Reject:
+    """One input record that could not become a fact."""
+
+    where: str  # file:line, or another location a user can find
+    field: str | None
+    reason: str
+    text: str
+
+    def message(self) -> str:
+        """The one-line report: where, which field, why."""
+        return f"{self.where}: {self.field}: {self.reason}" if self.field else f"{self.where}: {self.reason}"
+
+
+@dataclass
+class Item:
+    """One input record, as a fact or a reject, at its position in the input."""
+
+    position: int
+    fact: Fact | None = None
+    reject: Reject | None = None
+    text: Callable[[], str] | None = None  # the raw record, for a correction rejected later
+
+
+@dataclass
+class LoadSummary:
+    """The outcome of loading one input."""
+
+    input: str
+    read: int = 0
+    recorded: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    skipped: int = 0  # already loaded, according to the checkpoint
+    first_rejects: list[str] = field(default_factory=list)
+
+    COUNTS = ("read", "recorded", "duplicates", "rejected", "skipped")
+
+    def row(self) -> list[Any]:
+        """The summary as a report row: input, then the counts."""
+        return [self.input, *(getattr(self, name) for name in self.COUNTS)]
+
+
+class RejectsFile:
+    """Rejected records, written to a temporary file and moved into place when complete."""
+
+    def __init__(self, path: Path) -> None:
+        """Reject lines go to ``path`` (created only if something is rejected)."""
+        self.path = path
+        self.count = 0
+        self._handle: IO[bytes] | None = None
+        self._tmp: str | None = None
+
+    def add(self, reject: Reject) -> None:
+        """Write one rejected record with its location and reason."""
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, self._tmp = tempfile.mkstemp(prefix=".rejects-", dir=self.path.parent)
+            self._handle = os.fdopen(fd, "wb")
+        entry = {"where": reject.where, "field": reject.field, "reason": reject.reason,
+                 "input": reject.text}
+        self._handle.write(dumps(entry) + b"\n")
+        self.count += 1
+
+    def close(self, *, resumed: bool = False) -> None:
+        """Publish the rejects file; when nothing was rejected, remove a stale one.
+
+        A resumed load (one that skipped what an earlier run loaded) appends to the earlier
+        run's rejects instead of replacing them.
+        """
+        if self._handle is not None and self._tmp is not None:
+            self._handle.close()
+            if resumed and self.path.exists():
+                with self.path.open("ab") as earlier, Path(self._tmp).open("rb") as new:
+                    earlier.write(new.read())
+                Path(self._tmp).unlink()
+            else:
+                Path(self._tmp).replace(self.path)
+        elif not resumed and self.path.exists():
+            self.path.unlink()
+
+
+Progress = Callable[[LoadSummary], None]
+
+
+class Loader:
+    """Feeds items from any source into the ledger, batch by batch."""
+
+    def __init__(self, ledger: Ledger, rejects: RejectsFile, *, batch_size: int = BATCH_SIZE,
+                 progress: Progress | None = None) -> None:
+        """Load into ``ledger``; rejected records go to ``rejects``."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.ledger = ledger
+        self.rejects = rejects
+        self.batch_size = batch_size
+        self.progress = progress
+
+    def load(self, items: Iterable[Item], summary: LoadSummary, key: str | None) -> LoadSummary:
+        """Load ``items``; with a checkpoint ``key``, skip what is loaded and checkpoint batches."""
+        done = self.ledger.checkpoint(key) if key else 0
+        batch: list[Item] = []
+        for item in items:
+            if item.position <= done:
+                summary.skipped += 1
+                continue
+            summary.read += 1
+            if item.reject is not None:
+                self._reject(item.reject, summary)
+                continue
+            batch.append(item)
+            if len(batch) >= self.batch_size:
+                self.flush(batch, summary, key)
+                batch = []
+        self.flush(batch, summary, key)
+        return summary
+
+    def flush(self, batch: list[Item], summary: LoadSummary, key: str | None) -> None:
+        """Record one batch (and its checkpoint) in one transaction."""
+        if not batch:
+            return
+        accepted: list[Fact] = []
+        earlier: dict[Any, Fact] = {}
+        for item in batch:
+            assert item.fact is not None  # noqa: S101 - items in a batch are facts
+            try:
+                self.ledger.check_correction(item.fact, earlier)
+            except InvalidFact as error:
+                text = item.text() if item.text else ""
+                self._reject(Reject(f"{summary.input}:{item.position}", error.field,
+                                    error.reason, text), summary)
+                continue
+            accepted.append(item.fact)
+            earlier[item.fact.id] = item.fact
+        checkpoint = (key, batch[-1].position) if key else None
+        result = self.ledger.record(accepted, checkpoint=checkpoint)
+        summary.recorded += len(result.recorded)
+        summary.duplicates += len(result.duplicates)
+        if self.progress:
+            self.progress(summary)
+
+    def _reject(self, reject: Reject, summary: LoadSummary) -> None:
+        summary.rejected += 1
+        self.rejects.add(reject)
+        if len(summary.first_rejects) < 5:
+            summary.first_rejects.append(reject.message())
