@@ -94,7 +94,7 @@ def parse_decimal(value: Any, field: str) -> Decimal:
 
 def parse_int(value: Any, field: str) -> int:
     """Parse an integer (a JSON integer or a string of digits)."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63:
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
         return value
     if isinstance(value, str) and INTEGER.match(value.strip()):
         return int(value)
