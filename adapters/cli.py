@@ -61,7 +61,7 @@ Handler = Callable[[argparse.Namespace, Context], int]
 
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line grammar."""
-    from adapters import cli_ledger, cli_reports  # noqa: PLC0415
+    from adapters import cli_ledger, cli_reports, cli_sources, cli_stream  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(
         prog="revledger",
@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     cli_ledger.register(commands)
+    cli_sources.register(commands)
+    cli_stream.register(commands)
     cli_reports.register(commands)
     return parser
 

@@ -60,3 +60,20 @@ def sqlite_url(tmp_path: Path) -> str:
 def db_url(request: pytest.FixtureRequest) -> str:
     """The same test on each backend: SQLite file, then PostgreSQL schema."""
     return str(request.getfixturevalue(f"{request.param.replace('postgres', 'pg')}_url"))
+
+
+NATS_URL = os.environ.get("REVLEDGER_TEST_NATS", "nats://127.0.0.1:4222")
+
+
+@pytest.fixture
+def nats_url() -> str:
+    """The local NATS JetStream server's URL (skipped locally, failing in CI, when it is down)."""
+    import socket  # noqa: PLC0415
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    parts = urlsplit(NATS_URL)
+    try:
+        socket.create_connection((parts.hostname, parts.port or 4222), timeout=3).close()
+    except OSError as error:
+        unavailable("NATS", error)
+    return NATS_URL
