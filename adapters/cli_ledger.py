@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -254,11 +253,10 @@ def cmd_demo(args: argparse.Namespace, ctx: Context) -> int:
     """Generate a realistic funnel, ingest it, and print what the ledger holds."""
     from adapters import synthetic  # noqa: PLC0415 - only these commands need it
 
-    with tempfile.TemporaryDirectory(prefix="revledger-demo-") as tmp:
-        path = Path(tmp) / "funnel.jsonl"
-        ctx.stderr.print(f"generating {args.leads:,} leads (seed {args.seed}) ...")
+    path = Path(f"funnel-{args.leads}-leads-seed-{args.seed}.jsonl")
+    if not path.exists():
+        ctx.stderr.print(f"generating {args.leads:,} leads (seed {args.seed}) into {path} ...")
         synthetic.write_jsonl(synthetic.generate(args.leads, seed=args.seed), path)
-        status = ingest(ctx, [str(path)], rejects=None, batch_size=canonical.BATCH_SIZE,
-                        fmt="table")
+    status = ingest(ctx, [str(path)], rejects=None, batch_size=canonical.BATCH_SIZE, fmt="table")
     render(stats_report(ctx.ledger()))
     return status

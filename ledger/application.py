@@ -31,14 +31,14 @@ from eventsourcing.persistence import (
 
 from ledger.codec import FactMapper, fact_to_record, parse_fact
 from ledger.errors import CorrectionTargetMissing, InvalidFact, StoreUnavailable
-from ledger.events import FactAmended, FactRetracted, Fact, fact_id
+from ledger.events import Fact, FactAmended, FactRetracted, fact_id
 from ledger.storage import StoreConfig, parse_url, resolve_url
 
 MAX_CONFLICT_RETRIES = 20
 
 
 def psycopg_errors() -> type[Exception]:
-    """psycopg's base error class (connection failures surface as these)."""
+    """The base class of psycopg's errors (connection failures surface as these)."""
     import psycopg  # noqa: PLC0415
 
     return psycopg.Error
@@ -150,7 +150,7 @@ class Ledger(Application[uuid.UUID]):
             identity = {"type", "source", "source_id", "recorded_at", target.subject_field}
             forbidden = identity & set(fact.changes)
             if forbidden:
-                msg = f"cannot amend {sorted(forbidden)[0]}; retract the fact and record a new one"
+                msg = f"cannot amend {min(forbidden)}; retract the fact and record a new one"
                 raise InvalidFact(msg, "changes")
             merged = {**fact_to_record(target), **fact.changes}
             try:
@@ -163,7 +163,23 @@ class Ledger(Application[uuid.UUID]):
         recorder: ProcessRecorder = self.recorder  # type: ignore[assignment]
         return recorder.max_tracking_id(source_key) or 0
 
-    def record(self, facts: Iterable[Fact], checkpoint: tuple[str, int] | None = None) -> BatchResult:
+    def partition(self, batch: list[Fact]) -> BatchResult:
+        """Split a batch into new facts and duplicates (of the batch itself, or of the store)."""
+        result = BatchResult()
+        unique: dict[uuid.UUID, Fact] = {}
+        for fact in batch:
+            if fact.id in unique:
+                result.duplicates.append(fact)
+            else:
+                unique[fact.id] = fact
+        present = self.existing(list(unique))
+        for fact in unique.values():
+            (result.duplicates if fact.id in present else result.recorded).append(fact)
+        return result
+
+    def record(
+        self, facts: Iterable[Fact], checkpoint: tuple[str, int] | None = None
+    ) -> BatchResult:
         """Record a batch atomically; facts already in the ledger are returned as duplicates.
 
         ``checkpoint`` = (source key, position) is written in the same transaction (an
@@ -173,19 +189,7 @@ class Ledger(Application[uuid.UUID]):
         batch = list(facts)
         tracking = Tracking(*checkpoint) if checkpoint else None
         for _attempt in range(MAX_CONFLICT_RETRIES):
-            result = BatchResult()
-            unique: dict[uuid.UUID, Fact] = {}
-            for fact in batch:
-                if fact.id in unique:
-                    result.duplicates.append(fact)
-                else:
-                    unique[fact.id] = fact
-            present = self.existing(list(unique))
-            for fact in unique.values():
-                if fact.id in present:
-                    result.duplicates.append(fact)
-                else:
-                    result.recorded.append(fact)
+            result = self.partition(batch)
             seen: dict[uuid.UUID, Fact] = {}
             for fact in result.recorded:
                 self.check_correction(fact, seen)
@@ -197,8 +201,9 @@ class Ledger(Application[uuid.UUID]):
                 self.events.put(result.recorded, tracking=tracking)
             except IntegrityError:
                 # Another writer recorded some of these facts, or moved this checkpoint on.
-                if tracking and self.checkpoint(tracking.application_name) >= tracking.notification_id:
-                    tracking = None
+                if tracking:
+                    moved_on = self.checkpoint(tracking.application_name)
+                    tracking = tracking if moved_on < tracking.notification_id else None
                 continue
             except OperationalError as error:
                 raise StoreUnavailable(self._describe(error)) from None

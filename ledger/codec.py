@@ -78,15 +78,15 @@ def parse_date(value: Any, field: str) -> date:
 def parse_decimal(value: Any, field: str) -> Decimal:
     """Parse a non-negative amount given as a decimal string (or a JSON number)."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
-        raise InvalidFact(f"expected an amount such as \"1250.00\", got {value!r}", field)
+        raise InvalidFact(f'expected an amount such as "1250.00", got {value!r}', field)
     text = value.strip() if isinstance(value, str) else None
     if text is not None and not AMOUNT.match(text):
-        raise InvalidFact(f"{value!r} is not an amount (e.g. \"1250.00\")", field)
+        raise InvalidFact(f'{value!r} is not an amount (e.g. "1250.00")', field)
     try:
         # A JSON number arrives as float; its shortest repr is the literal that was written.
         amount = Decimal(repr(value) if isinstance(value, float) else text or str(value))
     except InvalidOperation:
-        raise InvalidFact(f"{value!r} is not an amount (e.g. \"1250.00\")", field) from None
+        raise InvalidFact(f'{value!r} is not an amount (e.g. "1250.00")', field) from None
     if not amount.is_finite() or amount.is_signed():
         raise InvalidFact(f"{value!r} must be a finite amount of zero or more", field)
     return amount
@@ -186,13 +186,13 @@ def parse_fact(record: Mapping[str, Any], *, recorded_at: datetime | None = None
     converters = field_converters(cls)
     unknown = set(record) - {"type", "recorded_at", *ENVELOPE, *converters}
     if unknown:
-        name = sorted(unknown)[0]
+        name = min(unknown)
         raise InvalidFact(f"unknown field for {cls.type_name}; see docs/events.md", name)
     missing = (required_fields(cls) | set(ENVELOPE)) - {
         k for k, v in record.items() if v not in (None, "")
     }
     if missing:
-        raise InvalidFact(f"required by {cls.type_name} but missing or blank", sorted(missing)[0])
+        raise InvalidFact(f"required by {cls.type_name} but missing or blank", min(missing))
     values: dict[str, Any] = {}
     for name, (convert, optional) in converters.items():
         raw = record.get(name)

@@ -21,9 +21,9 @@ from __future__ import annotations
 import dataclasses
 import typing
 import uuid
-from functools import cache
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any, ClassVar
 
 from eventsourcing.domain import DomainEvent
