@@ -29,30 +29,61 @@ PROJECTIONS = ("funnel",)
 def register(commands: Any) -> None:
     """Add ``project``, ``rebuild`` and ``report`` to the CLI."""
     project = commands.add_parser("project", help="catch the projections up with the ledger")
-    project.add_argument("--follow", action="store_true", help="keep following new facts until stopped")
-    project.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
-                         help="polling interval with --follow (default 1)")
+    project.add_argument(
+        "--follow", action="store_true", help="keep following new facts until stopped"
+    )
+    project.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="polling interval with --follow (default 1)",
+    )
     project.set_defaults(handler=project_command)
 
-    rebuild = commands.add_parser("rebuild", help="rebuild projections from scratch, then swap them in")
-    rebuild.add_argument("names", nargs="*", metavar="NAME", help=f"projections ({', '.join(PROJECTIONS)}; default all)")
+    rebuild = commands.add_parser(
+        "rebuild", help="rebuild projections from scratch, then swap them in"
+    )
+    rebuild.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"projections ({', '.join(PROJECTIONS)}; default all)",
+    )
     rebuild.set_defaults(handler=rebuild_command)
 
-    report = commands.add_parser("report", help="inventory, flow, conversion, velocity or anomalies")
-    report.add_argument("kind", metavar="REPORT", help="inventory | flow | conversion | velocity | anomalies")
+    report = commands.add_parser(
+        "report", help="inventory, flow, conversion, velocity or anomalies"
+    )
+    report.add_argument(
+        "kind", metavar="REPORT", help="inventory | flow | conversion | velocity | anomalies"
+    )
     report.add_argument("--period", default="month", help=f"{' | '.join(KINDS)} (default month)")
     report.add_argument("--from", dest="start", metavar="DATE", help="first day (YYYY-MM-DD)")
-    report.add_argument("--to", dest="end", metavar="DATE", help="last day (default: the as-of date)")
-    report.add_argument("--as-of", metavar="DATE", help="business date to report as of (default today)")
-    report.add_argument("--known-at", metavar="TIMESTAMP", help="only facts the ledger held then count")
-    report.add_argument("--compare", action="store_true",
-                        help="with --known-at: show then, now and the difference")
+    report.add_argument(
+        "--to", dest="end", metavar="DATE", help="last day (default: the as-of date)"
+    )
+    report.add_argument(
+        "--as-of", metavar="DATE", help="business date to report as of (default today)"
+    )
+    report.add_argument(
+        "--known-at", metavar="TIMESTAMP", help="only facts the ledger held then count"
+    )
+    report.add_argument(
+        "--compare", action="store_true", help="with --known-at: show then, now and the difference"
+    )
     report.add_argument("--stage", metavar="S", help="only this stage")
     report.add_argument("--by", metavar="FIELD", help=f"split by {' | '.join(BY_FIELDS)}")
     report.add_argument("--format", default="table", help="table | csv | json")
-    report.add_argument("--tz", default="UTC", metavar="ZONE", help="reporting timezone (default UTC)")
-    report.add_argument("--fiscal-start", default="1", metavar="MONTH", help="fiscal year's first month (1-12)")
-    report.add_argument("--within", default="30", metavar="DAYS", help="conversion window in days (default 30)")
+    report.add_argument(
+        "--tz", default="UTC", metavar="ZONE", help="reporting timezone (default UTC)"
+    )
+    report.add_argument(
+        "--fiscal-start", default="1", metavar="MONTH", help="fiscal year's first month (1-12)"
+    )
+    report.add_argument(
+        "--within", default="30", metavar="DAYS", help="conversion window in days (default 30)"
+    )
     report.add_argument("--basis", default="cohort", help="conversion: cohort | period")
     report.add_argument("--matrix", action="store_true", help="flow: the from->to transitions")
     report.set_defaults(handler=report_command)
@@ -93,7 +124,9 @@ def report_command(args: argparse.Namespace, ctx: Any) -> int:
     ctx.ledger()  # a clear error when the database holds no ledger
     reports = Reports(ctx.config)
     try:
-        result = reports.compare(args.kind, options) if args.compare else reports.run(args.kind, options)
+        result = (
+            reports.compare(args.kind, options) if args.compare else reports.run(args.kind, options)
+        )
     finally:
         reports.close()
     render(result, args.format)
@@ -110,8 +143,13 @@ class RateColumn(ProgressColumn):
 
 
 def _progress(ctx: Any) -> Progress:
-    return Progress(*Progress.get_default_columns(), TextColumn("{task.completed:,.0f}"),
-                    RateColumn(), console=ctx.stderr, transient=False)
+    return Progress(
+        *Progress.get_default_columns(),
+        TextColumn("{task.completed:,.0f}"),
+        RateColumn(),
+        console=ctx.stderr,
+        transient=False,
+    )
 
 
 def rebuild_command(args: argparse.Namespace, ctx: Any) -> int:
@@ -120,7 +158,9 @@ def rebuild_command(args: argparse.Namespace, ctx: Any) -> int:
 
     unknown = sorted(set(args.names) - set(PROJECTIONS))
     if unknown:
-        raise ReportError(f"unknown projection {unknown[0]!r}; expected one of {', '.join(PROJECTIONS)}")
+        raise ReportError(
+            f"unknown projection {unknown[0]!r}; expected one of {', '.join(PROJECTIONS)}"
+        )
     ledger = ctx.ledger()
     projection = Projection(ledger)
     try:
@@ -160,8 +200,11 @@ def project_command(args: argparse.Namespace, ctx: Any) -> int:
         with _stop_on_signals() as stop, _progress(ctx) as bar:
             task = bar.add_task("facts", total=None)
             advance = lambda n: bar.advance(task, n)  # noqa: E731
-            done = (projection.follow(stop, args.interval, advance) if args.follow
-                    else projection.catch_up(advance, stop))
+            done = (
+                projection.follow(stop, args.interval, advance)
+                if args.follow
+                else projection.catch_up(advance, stop)
+            )
     finally:
         projection.close()
     ctx.stderr.print(f"projected {done:,} new facts; at ledger position {projection.position():,}")

@@ -155,7 +155,7 @@ class Loader:
         accepted: list[Fact] = []
         earlier: dict[Any, Fact] = {}
         for item in batch:
-            assert item.fact is not None  # noqa: S101 - items in a batch are facts
+            assert item.fact is not None
             try:
                 self.ledger.check_correction(item.fact, earlier)
             except InvalidFact as error:

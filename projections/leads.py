@@ -1,0 +1,120 @@
+"""Derive one lead's read model from its facts: stage stays, dimensions and anomalies.
+
+The stage timeline comes from ``stage_changed`` facts in business order; every other lead fact
+feeds the lead's dimensions or the anomaly checks. See docs/metrics.md, sections "Stages and
+moves", "Lead dimensions" and "Anomalies".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ledger.events import Fact
+from projections.periods import FOREVER, to_us
+from projections.stages import BACKWARD, SKIP, TERMINAL, classify
+
+Row = tuple[Any, ...]
+
+DIMENSIONS = ("lead_source", "segment", "country")
+OWNER_FIELDS = {"owner_assigned": "owner", "lead_accepted": "owner", "handed_off": "to_owner"}
+FUNNEL_FACTS = frozenset(
+    {
+        "stage_changed",
+        "handed_off",
+        "lead_accepted",
+        "lead_rejected",
+        "lead_recycled",
+        "lead_disqualified",
+    }
+)
+
+
+class LeadDeriver:
+    """Folds a lead's facts, in business order, into stays, a dimension row and anomalies."""
+
+    def __init__(self) -> None:
+        """Start with a lead that holds no stage and is known for nothing."""
+        self.stays: list[list[Any]] = []
+        self.anomalies: list[Row] = []
+        self.current: str | None = None
+        self.dims: dict[str, Any] = dict.fromkeys((*DIMENSIONS, "owner", "channel"))
+        self.first_contact: int | None = None  # earliest capture or touch
+
+    def fact(self, fact: Fact) -> None:
+        """Take one fact into account (facts must come in business order)."""
+        at = to_us(fact.occurred_at)
+        kind = fact.type_name
+        if self.current in TERMINAL and kind in FUNNEL_FACTS:
+            self._flag(at, "after_terminal", self.current, f"{kind} after {self.current}", fact)
+        if kind == "stage_changed":
+            self._stage(at, fact)
+        elif kind in {"lead_captured", "touch_recorded"}:
+            self.first_contact = at if self.first_contact is None else min(self.first_contact, at)
+            if kind == "touch_recorded" and self.dims["channel"] is None:
+                self.dims["channel"] = fact.channel  # type: ignore[attr-defined]
+        if kind in {"lead_captured", "lead_updated"}:
+            self._attributes(fact)
+        owner = OWNER_FIELDS.get(kind)
+        if owner is not None:
+            self.dims["owner"] = getattr(fact, owner)
+
+    def _attributes(self, fact: Fact) -> None:
+        attributes: dict[str, Any] = getattr(fact, "attributes", None) or {}
+        for name in DIMENSIONS:
+            value = getattr(fact, name, None) or attributes.get(name)
+            if value not in (None, ""):
+                self.dims[name] = str(value)
+
+    def _stage(self, at: int, fact: Fact) -> None:
+        stage: str = fact.to_stage  # type: ignore[attr-defined]
+        claimed: str | None = fact.from_stage  # type: ignore[attr-defined]
+        previous = self.current
+        if stage == previous:
+            self._flag(at, "no_change", stage, f"already in {stage}", fact)
+            return
+        if claimed is not None and claimed != previous:
+            detail = f"source says from {claimed}, derived previous stage is {previous or 'none'}"
+            self._flag(at, "from_mismatch", stage, detail, fact)
+        move, skipped = classify(previous, stage)
+        if move == SKIP:
+            self._flag(at, "skip", stage, f"{previous}->{stage} skips {','.join(skipped)}", fact)
+        elif move == BACKWARD:
+            self._flag(at, "backward", stage, f"{previous}->{stage}", fact)
+        reentry = any(stay[0] == stage for stay in self.stays)
+        if self.stays:
+            self.stays[-1][2] = at
+            self.stays[-1][4] = stage
+        marks = f",{','.join(skipped)}," if skipped else ""
+        self.stays.append([stage, at, FOREVER, previous, None, move, marks, reentry])
+        self.current = stage
+
+    def _flag(self, at: int, kind: str, stage: str | None, detail: str, fact: Fact) -> None:
+        self.anomalies.append((at, kind, stage, detail, fact.source, fact.source_id))
+
+    def rows(self) -> dict[str, set[Row]]:
+        """The derived rows, by table (subject and ledger-time columns excluded)."""
+        anomalies = list(self.anomalies)
+        if self.first_contact is not None:
+            for stage, entered, *_ in self.stays:
+                if stage in TERMINAL and entered < self.first_contact:
+                    detail = f"{stage} before first contact"
+                    anomalies.append((entered, "close_before_contact", stage, detail, None, None))
+        stays = {(seq, *stay) for seq, stay in enumerate(self.stays)}
+        first_entry = self.stays[0][1] if self.stays else None
+        contact = min((t for t in (self.first_contact, first_entry) if t is not None), default=None)
+        lead = (contact, *(self.dims[name] for name in (*DIMENSIONS, "owner", "channel")))
+        flagged = sorted(anomalies, key=lambda row: tuple("" if v is None else v for v in row))
+        return {
+            "stay": stays,
+            "lead": {lead},
+            "anomaly": {(seq, *row) for seq, row in enumerate(flagged)},
+        }
+
+
+def derive_lead(facts: Sequence[Fact]) -> dict[str, set[Row]]:
+    """The read-model rows of one lead whose effective facts are ``facts`` (business order)."""
+    deriver = LeadDeriver()
+    for fact in facts:
+        deriver.fact(fact)
+    return deriver.rows()

@@ -1,0 +1,65 @@
+"""The read side: open the live projection tables and run report queries against them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import sqlalchemy as sa
+
+from ledger.storage import StoreConfig
+from projections.database import create_engine
+from projections.errors import ReportError
+from projections.runner import NAME
+from projections.schema import Tables, tables, tracking_table
+from projections.window import NONE_GROUP, Window
+
+
+class Reader:
+    """Read-only access to the live projection of one database."""
+
+    def __init__(self, config: StoreConfig) -> None:
+        """Bind to the database ``config`` names (nothing is opened until a query runs)."""
+        self.engine = create_engine(config)
+        self.tables: Tables = tables(config.schema)
+        self.tracking = tracking_table(config.schema)
+        self.schema = config.schema
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def position(self) -> int:
+        """The ledger position the live projection reflects; raises if it was never built."""
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(self.tracking.name, schema=self.schema):
+                msg = "this database has no projection yet; run 'revledger project' first"
+                raise ReportError(msg)
+            query = sa.select(self.tracking.c.position).where(self.tracking.c.name == NAME)
+            return int(conn.execute(query).scalar_one())
+
+    def rows(self, query: sa.Executable) -> list[Any]:
+        """Run one query in its own (snapshot) transaction."""
+        with self.engine.begin() as conn:
+            return list(conn.execute(query))
+
+    def per_period(self, window: Window, build: Callable[[sa.CTE], sa.Executable]) -> Iterator[Any]:
+        """Run ``build(periods)`` once per run of periods and chain the rows."""
+        for indexes in window.chunks():
+            yield from self.rows(build(window.periods_cte(indexes)))
+
+    def group(self, window: Window) -> sa.ColumnElement[str]:
+        """The ``--by`` dimension of the lead (``(none)`` when missing), or a constant."""
+        by = window.options.by
+        if by is None:
+            return sa.literal("", sa.String).label("grp")
+        return sa.func.coalesce(self.tables["lead"].c[by], NONE_GROUP).label("grp")
+
+    def with_lead(
+        self, window: Window, from_: sa.FromClause, lead_id: sa.ColumnElement[str]
+    ) -> sa.FromClause:
+        """``from_`` joined to the lead dimension row when the report is split ``--by``."""
+        if window.options.by is None:
+            return from_
+        lead = self.tables["lead"]
+        return from_.join(lead, sa.and_(lead.c.lead_id == lead_id, window.known(lead)))

@@ -1,0 +1,146 @@
+"""The projection tables (SQLAlchemy Core), living in the ledger's own database.
+
+Every time is an integer of microseconds since the epoch (business time: ``*_us``; ledger time:
+``known_from``/``known_to``); open intervals end at ``FOREVER``. This keeps comparisons and
+durations identical on SQLite and PostgreSQL. ``rebuild`` creates the same tables with the
+``__shadow`` suffix and renames them over the live ones in one transaction; index names carry
+the build's generation number so a shadow's indexes never collide with the live ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, String
+
+SHADOW = "__shadow"
+DERIVED = ("stay", "lead", "anomaly", "opp")
+TABLES = ("fact", "family", *DERIVED)
+
+
+def _known() -> list[Column[int]]:
+    """Ledger-time span of a derived row (part of its key: a row can be known twice)."""
+    return [
+        Column("known_from", BigInteger, primary_key=True),
+        Column("known_to", BigInteger, nullable=False),
+    ]
+
+
+def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]:
+    def name(table: str) -> str:
+        return f"rl_{table}{suffix}"
+
+    def ix(table: str, *columns: str) -> Index:
+        return Index(f"rl_{table}_g{gen}_{'_'.join(columns)}", *columns)
+
+    text, big = String, BigInteger
+    return {
+        "fact": sa.Table(
+            name("fact"),
+            metadata,
+            Column("fact_id", String(32), primary_key=True),
+            Column("root_id", String(32), nullable=False),
+            Column("recorded_us", big, nullable=False),
+            Column("topic", text, nullable=False),
+            Column("state", LargeBinary, nullable=False),
+            ix("fact", "root_id"),
+        ),
+        "family": sa.Table(
+            name("family"),
+            metadata,
+            Column("root_id", String(32), primary_key=True),
+            Column("kind", String(8), primary_key=True),
+            Column("subject", text, primary_key=True),
+            ix("family", "kind", "subject"),
+        ),
+        "stay": sa.Table(
+            name("stay"),
+            metadata,
+            Column("lead_id", text, primary_key=True),
+            Column("seq", Integer, primary_key=True),
+            Column("stage", text, nullable=False),
+            Column("entered_us", big, nullable=False),
+            Column("exited_us", big, nullable=False),
+            Column("prev_stage", text),
+            Column("next_stage", text),
+            Column("move", String(8), nullable=False),
+            Column("skipped", text, nullable=False),
+            Column("reentry", Boolean, nullable=False),
+            *_known(),
+            ix("stay", "known_to", "stage", "entered_us"),
+            ix("stay", "known_to", "stage", "exited_us"),
+            ix("stay", "known_to", "entered_us"),
+            ix("stay", "known_to", "lead_id", "entered_us"),
+        ),
+        "lead": sa.Table(
+            name("lead"),
+            metadata,
+            Column("lead_id", text, primary_key=True),
+            Column("first_contact_us", big),
+            Column("lead_source", text),
+            Column("segment", text),
+            Column("country", text),
+            Column("owner", text),
+            Column("channel", text),
+            *_known(),
+            ix("lead", "known_to", "lead_id"),
+        ),
+        "anomaly": sa.Table(
+            name("anomaly"),
+            metadata,
+            Column("lead_id", text, primary_key=True),
+            Column("seq", Integer, primary_key=True),
+            Column("at_us", big, nullable=False),
+            Column("kind", String(24), nullable=False),
+            Column("stage", text),
+            Column("detail", text, nullable=False),
+            Column("source", text),
+            Column("source_id", text),
+            *_known(),
+            ix("anomaly", "known_to", "at_us"),
+        ),
+        "opp": sa.Table(
+            name("opp"),
+            metadata,
+            Column("opportunity_id", text, primary_key=True),
+            Column("seq", Integer, primary_key=True),
+            Column("stage", text, nullable=False),
+            Column("amount_units", big, nullable=False),
+            Column("currency", String(3), nullable=False),
+            Column("is_open", Boolean, nullable=False),
+            Column("valid_from_us", big, nullable=False),
+            Column("valid_to_us", big, nullable=False),
+            *_known(),
+            ix("opp", "known_to", "valid_from_us"),
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class Tables:
+    """One complete set of projection tables (the live set, or a shadow being built)."""
+
+    metadata: sa.MetaData
+    by_name: dict[str, sa.Table]
+
+    def __getitem__(self, name: str) -> sa.Table:
+        """The table called ``name`` (fact, family, stay, lead, anomaly, opp)."""
+        return self.by_name[name]
+
+
+def tables(schema: str | None, *, shadow: bool = False, generation: int = 0) -> Tables:
+    """The live (or shadow) tables in ``schema`` (None: the database's default schema)."""
+    metadata = sa.MetaData(schema=schema)
+    return Tables(metadata, _define(metadata, SHADOW if shadow else "", generation))
+
+
+def tracking_table(schema: str | None) -> sa.Table:
+    """Where each projection keeps its position in the ledger and its build generation."""
+    return sa.Table(
+        "rl_tracking",
+        sa.MetaData(schema=schema),
+        Column("name", String(32), primary_key=True),
+        Column("position", BigInteger, nullable=False),
+        Column("generation", Integer, nullable=False),
+    )

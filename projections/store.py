@@ -1,0 +1,205 @@
+"""Writing the projection: store facts by subject, then re-derive the subjects they touch.
+
+Facts about leads and opportunities (and every correction of them) are copied into ``rl_fact``
+and indexed by subject in ``rl_family``, so that a subject's whole history can be re-read in
+one query; its derived rows are then replaced by :func:`projections.history.known_rows`, a pure
+function of that history. Rebuild and incremental catch-up therefore give the same tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from eventsourcing.persistence import StoredEvent
+
+from ledger.codec import FactMapper
+from ledger.events import Fact
+from projections.corrections import Family, is_correction, moved_to, target_of
+from projections.history import SUBJECT_KINDS, known_rows
+from projections.periods import to_us
+from projections.schema import Tables
+
+Subject = tuple[str, str]  # (kind, subject id)
+CHUNK = 400
+DERIVED_BY_KIND = {"lead": ("stay", "lead", "anomaly"), "opp": ("opp",)}
+SUBJECT_COLUMN = {
+    "stay": "lead_id",
+    "lead": "lead_id",
+    "anomaly": "lead_id",
+    "opp": "opportunity_id",
+}
+FIELD_OF_KIND = {kind: name for name, kind in SUBJECT_KINDS.items()}
+MAPPER = FactMapper()
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def store_facts(conn: sa.Connection, t: Tables, facts: Iterable[Fact]) -> set[Subject]:
+    """Copy the projected facts of one page into ``rl_fact``/``rl_family``; return touched subjects."""
+    fact_rows: list[dict[str, Any]] = []
+    family_rows: set[tuple[str, str, str]] = set()
+    touched: set[Subject] = set()
+    roots: dict[uuid.UUID, tuple[str, str]] = {}  # fact id -> (root id, kind), this page
+    for fact in facts:
+        if is_correction(fact):
+            target = target_of(fact)
+            found = roots.get(target) or _root_in_store(conn, t, target)
+            if found is None:
+                continue  # corrects a fact no projection uses (an account, a campaign)
+            root, kind = found
+            subjects = _family_subjects(conn, t, root, kind, family_rows)
+            subjects |= moved_to(fact, FIELD_OF_KIND[kind])  # an amendment can move the fact
+            family_rows.update((root, kind, subject) for subject in subjects)
+        else:
+            kind = SUBJECT_KINDS.get(fact.subject_field, "")
+            if not kind:
+                continue
+            root = fact.id.hex
+            subjects = {fact.subject}
+            family_rows.add((root, kind, fact.subject))
+        roots[fact.id] = (root, kind)
+        touched.update((kind, subject) for subject in subjects)
+        stored = MAPPER.to_stored_event(fact)
+        fact_rows.append(
+            {
+                "fact_id": fact.id.hex,
+                "root_id": root,
+                "recorded_us": to_us(fact.recorded_at),
+                "topic": stored.topic,
+                "state": stored.state,
+            }
+        )
+    if fact_rows:
+        conn.execute(sa.insert(t["fact"]), fact_rows)
+    _insert_family(conn, t, family_rows)
+    return touched
+
+
+def _root_in_store(conn: sa.Connection, t: Tables, target: uuid.UUID) -> tuple[str, str] | None:
+    fact, family = t["fact"], t["family"]
+    query = (
+        sa.select(fact.c.root_id, family.c.kind)
+        .join(family, family.c.root_id == fact.c.root_id)
+        .where(fact.c.fact_id == target.hex)
+        .limit(1)
+    )
+    row = conn.execute(query).first()
+    return (row.root_id, row.kind) if row else None
+
+
+def _family_subjects(
+    conn: sa.Connection, t: Tables, root: str, kind: str, pending: set[tuple[str, str, str]]
+) -> set[str]:
+    family = t["family"]
+    query = sa.select(family.c.subject).where(family.c.root_id == root, family.c.kind == kind)
+    stored = set(conn.execute(query).scalars())
+    return stored | {s for r, k, s in pending if r == root and k == kind}
+
+
+def _insert_family(conn: sa.Connection, t: Tables, rows: set[tuple[str, str, str]]) -> None:
+    family = t["family"]
+    new = sorted(rows)
+    for chunk in _chunks(new):
+        roots = sorted({r for r, _, _ in chunk})
+        query = sa.select(family.c.root_id, family.c.kind, family.c.subject).where(
+            family.c.root_id.in_(roots)
+        )
+        existing = {tuple(row) for row in conn.execute(query)}
+        fresh = [
+            {"root_id": r, "kind": k, "subject": s}
+            for r, k, s in chunk
+            if (r, k, s) not in existing
+        ]
+        if fresh:
+            conn.execute(sa.insert(family), fresh)
+
+
+def decode(fact_id: str, topic: str, state: bytes) -> Fact:
+    """A fact back from its ``rl_fact`` row."""
+    stored = StoredEvent(uuid.UUID(fact_id), 1, topic, state)
+    fact: Fact = MAPPER.to_domain_event(stored)
+    return fact
+
+
+def families_of(rows: Iterable[Any]) -> list[Family]:
+    """Group ``(root_id, fact_id, topic, state)`` rows of one subject into families."""
+    members: dict[str, list[Fact]] = defaultdict(list)
+    roots: dict[str, Fact] = {}
+    for row in rows:
+        fact = decode(row.fact_id, row.topic, row.state)
+        if row.fact_id == row.root_id:
+            roots[row.root_id] = fact
+        else:
+            members[row.root_id].append(fact)
+    return [Family(root, members[root_id]) for root_id, root in sorted(roots.items())]
+
+
+def subject_rows(
+    kind: str, subject: str, families: list[Family]
+) -> dict[str, list[dict[str, Any]]]:
+    """The derived rows of one subject, as insertable dicts per table."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for table, rows in known_rows(families, kind, subject).items():
+        out[table] = [_as_dict(table, subject, row) for row in rows]
+    return out
+
+
+COLUMNS = {
+    "stay": (
+        "seq",
+        "stage",
+        "entered_us",
+        "exited_us",
+        "prev_stage",
+        "next_stage",
+        "move",
+        "skipped",
+        "reentry",
+    ),
+    "lead": ("first_contact_us", "lead_source", "segment", "country", "owner", "channel"),
+    "anomaly": ("seq", "at_us", "kind", "stage", "detail", "source", "source_id"),
+    "opp": ("seq", "stage", "amount_units", "currency", "is_open", "valid_from_us", "valid_to_us"),
+}
+
+
+def _as_dict(table: str, subject: str, row: tuple[Any, ...]) -> dict[str, Any]:
+    names = (SUBJECT_COLUMN[table], *COLUMNS[table], "known_from", "known_to")
+    return dict(zip(names, (subject, *row), strict=True))
+
+
+def rederive(conn: sa.Connection, t: Tables, subjects: set[Subject]) -> None:
+    """Replace the derived rows of ``subjects`` by a fresh derivation from their facts."""
+    fact, family = t["fact"], t["family"]
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for kind, subject in sorted(subjects):
+        by_kind[kind].append(subject)
+    for kind, names in by_kind.items():
+        for chunk in _chunks(names):
+            query = (
+                sa.select(
+                    family.c.subject, fact.c.root_id, fact.c.fact_id, fact.c.topic, fact.c.state
+                )
+                .join(fact, fact.c.root_id == family.c.root_id)
+                .where(family.c.kind == kind, family.c.subject.in_(chunk))
+            )
+            grouped: dict[str, list[Any]] = defaultdict(list)
+            for row in conn.execute(query):
+                grouped[row.subject].append(row)
+            inserts: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for subject in chunk:
+                for table, rows in subject_rows(
+                    kind, subject, families_of(grouped[subject])
+                ).items():
+                    inserts[table].extend(rows)
+            for table in DERIVED_BY_KIND[kind]:
+                target = t[table]
+                conn.execute(sa.delete(target).where(target.c[SUBJECT_COLUMN[table]].in_(chunk)))
+                if inserts[table]:
+                    conn.execute(sa.insert(target), inserts[table])

@@ -1,0 +1,133 @@
+"""What a report looks at: its options, resolved into periods, a business-time cap and a ledger time.
+
+See docs/metrics.md, sections "Periods and instants" and "Two timelines".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import sqlalchemy as sa
+
+from projections.errors import ReportError
+from projections.periods import FOREVER, Calendar, Period, midnight, to_us
+from projections.stages import check_stage
+
+BY_FIELDS = ("lead_source", "segment", "country", "owner", "channel")
+NONE_GROUP = "(none)"
+DEFAULT_PERIODS = 12
+DAY_US = 86_400_000_000
+PERIODS_PER_QUERY = 200
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """Everything a report can be asked (the CLI's options, typed)."""
+
+    calendar: Calendar = field(default_factory=Calendar)
+    start: date | None = None
+    end: date | None = None
+    as_of: date | None = None
+    known_at: datetime | None = None
+    stage: str | None = None
+    by: str | None = None
+    within: int = 30
+    basis: str = "cohort"
+    matrix: bool = False
+
+    def __post_init__(self) -> None:
+        """Refuse unknown stages, fields and bases, and negative windows."""
+        if self.stage is not None:
+            check_stage(self.stage)
+        if self.by is not None and self.by not in BY_FIELDS:
+            raise ReportError(f"cannot split by {self.by!r}; use one of {', '.join(BY_FIELDS)}")
+        if self.basis not in {"cohort", "period"}:
+            raise ReportError(f"unknown conversion basis {self.basis!r}; use cohort or period")
+        if self.within < 0:
+            raise ReportError(f"--within {self.within}: the number of days must be 0 or more")
+        if self.known_at is not None and self.known_at.tzinfo is None:
+            raise ReportError("--known-at needs a timezone")
+
+    def replace(self, **changes: object) -> ReportOptions:
+        """A copy with some options changed."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Resolved options: the periods (clipped at the as-of cap) and the ledger time to read at."""
+
+    options: ReportOptions
+    periods: Sequence[Period]
+    cap: int  # business-time cap (exclusive): the end of the as-of day
+    as_of: date
+    known_at: int | None  # None: as known now
+
+    @classmethod
+    def resolve(cls, options: ReportOptions, now: datetime | None = None) -> Window:
+        """Fill in defaults: as of today, up to 12 periods ending on the as-of date."""
+        calendar = options.calendar
+        today = (now or datetime.now(UTC)).astimezone(calendar.tz).date()
+        as_of = options.as_of or today
+        end = min(options.end or as_of, as_of)
+        start = options.start
+        if start is None:
+            first = calendar.first_day(end)
+            for _ in range(DEFAULT_PERIODS - 1):
+                first = calendar.first_day(first - timedelta(days=1))
+            start = first
+        if start > as_of:
+            raise ReportError(f"--from {start} is after the as-of date {as_of}")
+        cap = to_us(midnight(as_of + timedelta(days=1), calendar.tz))
+        periods = [
+            dataclasses.replace(p, end=min(p.end, cap)) for p in calendar.periods(start, end)
+        ]
+        known = to_us(options.known_at) if options.known_at is not None else None
+        return cls(options, periods, cap, as_of, known)
+
+    def without_stage(self) -> Window:
+        """The same window with the ``--stage`` filter lifted (for balances of every stage)."""
+        return dataclasses.replace(self, options=self.options.replace(stage=None))
+
+    def known(self, table: sa.Table) -> sa.ColumnElement[bool]:
+        """Rows of ``table`` as the ledger knew them at the window's ledger time."""
+        if self.known_at is None:
+            return table.c.known_to == FOREVER
+        return sa.and_(table.c.known_from <= self.known_at, table.c.known_to > self.known_at)
+
+    def chunks(self) -> list[range]:
+        """Period indexes in runs short enough for one query (SQLite caps compound SELECTs)."""
+        size = PERIODS_PER_QUERY
+        return [
+            range(i, min(i + size, len(self.periods))) for i in range(0, len(self.periods), size)
+        ]
+
+    def periods_cte(self, indexes: range, name: str = "periods") -> sa.CTE:
+        """The periods ``indexes`` as a table ``(idx, p_start, p_end)`` usable in joins."""
+        selects = [
+            sa.select(
+                sa.literal(i, sa.Integer).label("idx"),
+                sa.literal(p.start, sa.BigInteger).label("p_start"),
+                sa.literal(p.end, sa.BigInteger).label("p_end"),
+            )
+            for i in indexes
+            for p in (self.periods[i],)
+        ]
+        return sa.union_all(*selects).cte(name) if len(selects) > 1 else selects[0].cte(name)
+
+    def notes(self) -> list[str]:
+        """Human-readable statement of what the report shows."""
+        cal = self.options.calendar
+        known = (
+            f"as known at {self.options.known_at:%Y-%m-%d %H:%M:%S%z}"
+            if self.options.known_at
+            else "as known now"
+        )
+        return [
+            f"as of {self.as_of} (end of day, {cal.tz.key}), {known}; "
+            f"periods by {cal.kind}, fiscal year from month {cal.fiscal_start}; "
+            "definitions: docs/metrics.md"
+        ]
