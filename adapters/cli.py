@@ -61,7 +61,14 @@ Handler = Callable[[argparse.Namespace, Context], int]
 
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line grammar."""
-    from adapters import cli_ledger, cli_reports, cli_sources, cli_stream  # noqa: PLC0415
+    from adapters import (  # noqa: PLC0415
+        cli_audit,
+        cli_definitions,
+        cli_ledger,
+        cli_reports,
+        cli_sources,
+        cli_stream,
+    )
 
     parser = argparse.ArgumentParser(
         prog="revledger",
@@ -78,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_sources.register(commands)
     cli_stream.register(commands)
     cli_reports.register(commands)
+    cli_definitions.register(commands)
+    cli_audit.register(commands)
     return parser
 
 
