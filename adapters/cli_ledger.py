@@ -258,5 +258,28 @@ def cmd_demo(args: argparse.Namespace, ctx: Context) -> int:
         ctx.stderr.print(f"generating {args.leads:,} leads (seed {args.seed}) into {path} ...")
         synthetic.write_jsonl(synthetic.generate(args.leads, seed=args.seed), path)
     status = ingest(ctx, [str(path)], rejects=None, batch_size=canonical.BATCH_SIZE, fmt="table")
-    render(stats_report(ctx.ledger()))
+    ledger = ctx.ledger()
+    render(stats_report(ledger))
+    print_leadership(ctx, ledger)
     return status
+
+
+def print_leadership(ctx: Context, ledger: Ledger) -> None:
+    """Catch the projections up, then print the leadership page as of the last business day."""
+    from projections.api import Reports  # noqa: PLC0415 - only the demo needs them here
+    from projections.leadership import leadership  # noqa: PLC0415
+    from projections.runner import Projection  # noqa: PLC0415
+
+    projection = Projection(ledger)
+    try:
+        ctx.stderr.print("catching the projections up ...")
+        projection.catch_up()
+    finally:
+        projection.close()
+    last = summarise(ledger.facts()).last_occurred
+    reports = Reports(ctx.config)
+    try:
+        for report in leadership(reports, last.date() if last else date.today()):  # noqa: DTZ011
+            render(report)
+    finally:
+        reports.close()

@@ -54,7 +54,9 @@ def render(report: Report, fmt: str = "table", out: IO[str] | None = None) -> No
             table.add_column(name, justify="right" if numeric else "left")
         for row in report.rows:
             table.add_row(*(_cell(v) for v in row))
-        console = Console(file=out, width=max(100, Console().width))
+        terminal = Console()
+        # A terminal gets its own width; a pipe or file gets room for the widest report.
+        console = Console(file=out, width=terminal.width if terminal.is_terminal else 160)
         console.print(table)
         for note in report.notes:
             console.print(f"[dim]{note}[/dim]")

@@ -207,3 +207,14 @@ def test_events_shows_one_lead_in_business_time_order(sqlite_url: str, tmp_path:
     run("--db", sqlite_url, "ingest", str(source))
     shown = run("--db", sqlite_url, "events", "--lead", "L1", "--format", "json").stdout
     assert [json.loads(x)["source_id"] for x in shown.splitlines()] == ["a", "b"]
+
+
+def test_demo_prints_the_leadership_page(tmp_path: Path) -> None:
+    """`revledger demo` ingests a generated funnel and prints every section of the page."""
+    done = subprocess.run([REVLEDGER, "--db", f"sqlite:///{tmp_path / 'demo.db'}", "demo",
+                           "--leads", "300"], capture_output=True, text=True, cwd=tmp_path,
+                          check=False, timeout=600)
+    assert done.returncode == 0, done.stderr
+    for title in ("Ledger:", "Stage inventory at month end", "Flow in", "Conversion of the leads",
+                  "Velocity,"):
+        assert title in done.stdout
