@@ -103,6 +103,10 @@ def parse_int(value: Any, field: str) -> int:
 
 def parse_str(value: Any, field: str) -> str:
     """Parse a non-blank string."""
+    if type(value) is str:
+        stripped = value.strip()
+        if stripped:
+            return stripped
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value.strip():
@@ -149,6 +153,13 @@ def field_converters(cls: type[Fact]) -> dict[str, tuple[Converter, bool]]:
     return {name: _converter(hint) for name, hint in domain_fields(cls).items()}
 
 
+@cache
+def _shape(cls: type[Fact]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The keys a record of ``cls`` may carry, and the ones it must carry (sorted)."""
+    allowed = frozenset({"type", "recorded_at", *ENVELOPE, *field_converters(cls)})
+    return allowed, tuple(sorted(required_fields(cls) | set(ENVELOPE)))
+
+
 def _check_domain_rules(values: dict[str, Any]) -> None:
     currency = values.get("currency")
     if currency is not None and not CURRENCY.match(currency):
@@ -184,15 +195,13 @@ def parse_fact(record: Mapping[str, Any], *, recorded_at: datetime | None = None
         raise InvalidFact("a record must be a JSON object")
     cls = fact_class(record.get("type"))
     converters = field_converters(cls)
-    unknown = set(record) - {"type", "recorded_at", *ENVELOPE, *converters}
-    if unknown:
-        name = min(unknown)
+    allowed, required = _shape(cls)
+    if not record.keys() <= allowed:
+        name = min(set(record) - allowed)
         raise InvalidFact(f"unknown field for {cls.type_name}; see docs/events.md", name)
-    missing = (required_fields(cls) | set(ENVELOPE)) - {
-        k for k, v in record.items() if v not in (None, "")
-    }
-    if missing:
-        raise InvalidFact(f"required by {cls.type_name} but missing or blank", min(missing))
+    for name in required:
+        if record.get(name) in (None, ""):
+            raise InvalidFact(f"required by {cls.type_name} but missing or blank", name)
     values: dict[str, Any] = {}
     for name, (convert, optional) in converters.items():
         raw = record.get(name)

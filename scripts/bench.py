@@ -1,0 +1,309 @@
+"""Benchmark revledger against the raw limits of its own store, measured in the same run.
+
+    scripts/bench [--events N] [--db sqlite|postgres|both] [--out FILE] [--repeat R]
+
+Steps, each in its own process (so its peak resident memory is its own):
+
+1. ``generate``: a seeded realistic funnel of about N events (adapters.synthetic), as JSONL;
+2. ``raw-insert``: the same number of rows shaped like the ledger's stored events (id, version,
+   topic, orjson state) inserted with SQLite ``executemany`` / PostgreSQL ``COPY`` — the store's
+   raw write limit;
+3. ``ingest``: the JSONL file through the canonical adapter (validation, idempotency checks,
+   checkpoints) — events/s and the ratio to ``raw-insert``;
+4. ``raw-read``: read every stored event and decode its state with orjson — the raw read limit;
+5. ``rebuild``: a full rebuild of the projections — events/s and the ratio to ``raw-read``;
+6. ``reports``: each report run ``--repeat`` times (p50/p95 latency).
+
+Prints a table and writes JSON (``--out``, default ``bench-results.json``). No step asserts a
+time: the numbers are for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from adapters.canonical import ingest_files  # noqa: E402
+from adapters.synthetic import generate, write_jsonl  # noqa: E402
+from ledger.application import open_ledger  # noqa: E402
+from ledger.storage import parse_url  # noqa: E402
+
+EVENTS_PER_LEAD = 10.6  # what the synthetic funnel produces on average
+PG_DSN = os.environ.get("REVLEDGER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REPORTS = [
+    ("inventory", {}),
+    ("flow", {}),
+    ("conversion", {"basis": "cohort"}),
+    ("conversion", {"basis": "period"}),
+    ("velocity", {}),
+    ("anomalies", {}),
+]
+
+
+def peak_mib() -> float:
+    """This process's peak resident memory, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def step_generate(args: argparse.Namespace) -> dict[str, Any]:
+    """Write about ``events`` synthetic events to ``file``."""
+    leads = max(1, round(args.events / EVENTS_PER_LEAD))
+    started = time.perf_counter()
+    count = write_jsonl(generate(leads, seed=7), args.file)
+    return {"events": count, "leads": leads, "seconds": time.perf_counter() - started}
+
+
+def _raw_rows(path: str) -> list[tuple[Any, ...]]:
+    """Rows shaped like stored events, built from the JSONL file (not timed)."""
+    topic = "ledger.events:StageChanged"
+    with Path(path).open("rb") as handle:
+        return [(uuid.uuid4(), 1, topic, line.rstrip(b"\n")) for line in handle]
+
+
+def step_raw_insert(args: argparse.Namespace) -> dict[str, Any]:
+    """Insert rows shaped like the ledger's stored events as fast as the store allows."""
+    rows = _raw_rows(args.file)
+    config = parse_url(args.url)
+    if config.backend == "sqlite":
+        import sqlite3  # noqa: PLC0415
+
+        conn = sqlite3.connect(config.env["SQLITE_DBNAME"])
+        conn.execute("CREATE TABLE raw (originator_id TEXT, originator_version INTEGER, "
+                     "topic TEXT, state BLOB, PRIMARY KEY (originator_id, originator_version))")
+        started = time.perf_counter()
+        for start in range(0, len(rows), 2000):
+            with conn:
+                conn.executemany("INSERT INTO raw VALUES (?,?,?,?)",
+                                 [(r[0].hex, r[1], r[2], r[3]) for r in rows[start:start + 2000]])
+        seconds = time.perf_counter() - started
+        conn.close()
+    else:
+        import psycopg  # noqa: PLC0415
+
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f"CREATE TABLE {config.schema}.raw (originator_id uuid, "
+                         "originator_version integer, topic text, state bytea, "
+                         "PRIMARY KEY (originator_id, originator_version))")
+            started = time.perf_counter()
+            with conn.transaction(), conn.cursor().copy(
+                f"COPY {config.schema}.raw FROM STDIN"
+            ) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            seconds = time.perf_counter() - started
+    return {"rows": len(rows), "seconds": seconds, "per_second": len(rows) / seconds}
+
+
+def step_ingest(args: argparse.Namespace) -> dict[str, Any]:
+    """Ingest the JSONL file through the canonical adapter."""
+    ledger = open_ledger(args.url)
+    started = time.perf_counter()
+    summaries = ingest_files(ledger, [args.file], rejects_path=Path(args.file + ".rejects"))
+    seconds = time.perf_counter() - started
+    recorded = sum(s.recorded for s in summaries)
+    ledger.close()
+    return {"events": recorded, "seconds": seconds, "per_second": recorded / seconds}
+
+
+def step_raw_read(args: argparse.Namespace) -> dict[str, Any]:
+    """Read every stored event and decode its state, in pages, as a projection would."""
+    ledger = open_ledger(args.url, create=False)
+    recorder = ledger.recorder
+    count, position = 0, 0
+    started = time.perf_counter()
+    while True:
+        page = recorder.select_notifications(position + 1, 5000)
+        if not page:
+            break
+        for notification in page:
+            orjson.loads(notification.state)
+        count += len(page)
+        position = page[-1].id
+    seconds = time.perf_counter() - started
+    ledger.close()
+    return {"events": count, "seconds": seconds, "per_second": count / seconds}
+
+
+def step_rebuild(args: argparse.Namespace) -> dict[str, Any]:
+    """Rebuild every projection from scratch."""
+    from projections.runner import Projection  # noqa: PLC0415
+
+    ledger = open_ledger(args.url, create=False)
+    projection = Projection(ledger)
+    started = time.perf_counter()
+    position = projection.rebuild()
+    seconds = time.perf_counter() - started
+    projection.close()
+    ledger.close()
+    return {"events": position, "seconds": seconds, "per_second": position / seconds}
+
+
+def step_reports(args: argparse.Namespace) -> dict[str, Any]:
+    """Run each report ``repeat`` times; latency p50/p95 in milliseconds."""
+    from projections.api import Reports  # noqa: PLC0415
+    from projections.window import ReportOptions  # noqa: PLC0415
+
+    reports = Reports(parse_url(args.url))
+    as_of = date(2026, 10, 31)
+    out: dict[str, Any] = {}
+    for name, extra in REPORTS:
+        options = ReportOptions(as_of=as_of, **extra)
+        timings = []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            reports.run(name, options)
+            timings.append((time.perf_counter() - started) * 1000)
+        label = f"{name}({extra['basis']})" if extra else name
+        quantiles = statistics.quantiles(timings, n=20) if len(timings) > 1 else timings * 19
+        out[label] = {"p50_ms": statistics.median(timings), "p95_ms": quantiles[18]}
+    reports.close()
+    return out
+
+
+STEPS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "generate": step_generate,
+    "raw-insert": step_raw_insert,
+    "ingest": step_ingest,
+    "raw-read": step_raw_read,
+    "rebuild": step_rebuild,
+    "reports": step_reports,
+}
+
+
+def run_step(name: str, url: str, file: str, events: int, repeat: int) -> dict[str, Any]:
+    """Run one step in a fresh process; returns its figures and peak memory."""
+    command = [sys.executable, __file__, "--step", name, "--url", url, "--file", file,
+               "--events", str(events), "--repeat", str(repeat)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"bench step {name} failed")
+    return json.loads(done.stdout)
+
+
+def fresh_url(backend: str, workdir: Path) -> tuple[str, Callable[[], None]]:
+    """A new, empty store of the given backend, and a function that removes it."""
+    if backend == "sqlite":
+        path = workdir / f"bench-{uuid.uuid4().hex[:8]}.db"
+        return f"sqlite:///{path}", lambda: [p.unlink(missing_ok=True)
+                                             for p in workdir.glob(f"{path.name}*")]
+    import psycopg  # noqa: PLC0415
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+
+    def drop() -> None:
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+    return f"{PG_DSN}?schema={schema}", drop
+
+
+def bench_backend(backend: str, file: str, events: int, repeat: int,
+                  workdir: Path) -> dict[str, Any]:
+    """All store-bound steps on one backend."""
+    results: dict[str, Any] = {}
+    raw_url, drop_raw = fresh_url(backend, workdir)
+    try:
+        results["raw-insert"] = run_step("raw-insert", raw_url, file, events, repeat)
+    finally:
+        drop_raw()
+    url, drop = fresh_url(backend, workdir)
+    try:
+        for step in ("ingest", "raw-read", "rebuild", "reports"):
+            print(f"  {backend}: {step} ...", file=sys.stderr, flush=True)
+            results[step] = run_step(step, url, file, events, repeat)
+    finally:
+        drop()
+    results["ingest"]["ratio_to_raw_insert"] = (
+        results["ingest"]["per_second"] / results["raw-insert"]["per_second"])
+    results["rebuild"]["ratio_to_raw_read"] = (
+        results["rebuild"]["per_second"] / results["raw-read"]["per_second"])
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    """The results as a plain-text table."""
+    out = io.StringIO()
+    out.write(f"{'backend':8} {'step':28} {'rate/s':>12} {'ratio':>7} {'seconds':>9} "
+              f"{'peak MiB':>9}\n")
+    for backend, steps in results["backends"].items():
+        for step, figures in steps.items():
+            if step == "reports":
+                for report, latency in figures.items():
+                    if isinstance(latency, dict):
+                        p50, p95 = latency["p50_ms"], latency["p95_ms"]
+                        out.write(f"{backend:8} {'report ' + report:28} p50 {p50:6.0f} ms  "
+                                  f"p95 {p95:6.0f} ms {figures['peak_mib']:9.0f}\n")
+                continue
+            ratio = figures.get("ratio_to_raw_insert", figures.get("ratio_to_raw_read"))
+            out.write(f"{backend:8} {step:28} {figures['per_second']:12,.0f} "
+                      f"{'' if ratio is None else format(ratio, '.2f'):>7} "
+                      f"{figures['seconds']:9.1f} {figures['peak_mib']:9.0f}\n")
+    return out.getvalue()
+
+
+def main() -> int:
+    """Run the benchmark (or, with --step, one step of it)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--out", default="bench-results.json")
+    parser.add_argument("--repeat", type=int, default=20, help="runs of each report")
+    parser.add_argument("--workdir", help="where the JSONL file and SQLite files go")
+    parser.add_argument("--step", choices=STEPS, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--file", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step:
+        figures = STEPS[args.step](args)
+        figures["peak_mib"] = peak_mib()
+        sys.stdout.write(json.dumps(figures))
+        return 0
+    with tempfile.TemporaryDirectory(dir=args.workdir, prefix="revledger-bench-") as tmp:
+        workdir = Path(tmp)
+        file = str(workdir / "events.jsonl")
+        print(f"generating ~{args.events:,} events ...", file=sys.stderr, flush=True)
+        generated = run_step("generate", "", file, args.events, args.repeat)
+        results: dict[str, Any] = {
+            "command": " ".join(["scripts/bench", *sys.argv[1:]]),
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                        "platform": platform.platform()},
+            "events": generated["events"],
+            "generate": generated,
+            "backends": {},
+        }
+        backends = ("sqlite", "postgres") if args.db == "both" else (args.db,)
+        for backend in backends:
+            results["backends"][backend] = bench_backend(backend, file, generated["events"],
+                                                         args.repeat, workdir)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    sys.stdout.write(f"{results['events']:,} events; generated in "
+                     f"{generated['seconds']:.1f}s (peak {generated['peak_mib']:.0f} MiB)\n")
+    sys.stdout.write(table(results))
+    sys.stdout.write(f"results written to {args.out}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
