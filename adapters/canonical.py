@@ -17,8 +17,9 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
 
@@ -48,7 +49,7 @@ def open_input(path: str) -> Iterator[tuple[IO[bytes], Callable[[], int]]]:
     with raw:
         if path.endswith(".gz"):
             with gzip.GzipFile(fileobj=raw) as unzipped:
-                yield unzipped, raw.tell
+                yield cast("IO[bytes]", unzipped), raw.tell
         else:
             yield raw, raw.tell
 
@@ -83,7 +84,7 @@ def read_items(path: str, lines: IO[bytes]) -> Iterator[Item]:
             yield Item(number, reject=reject)
             continue
         try:
-            yield Item(number, fact=parse_fact(record), text=lambda line=line: _text(line))
+            yield Item(number, fact=parse_fact(record), text=partial(_text, line))
         except InvalidFact as error:
             reject = Reject(f"{name}:{number}", error.field, error.reason, _text(line))
             yield Item(number, reject=reject)
@@ -144,7 +145,7 @@ def export_facts(
     fd, tmp = tempfile.mkstemp(prefix=".export-", dir=target.parent)
     try:
         raw = os.fdopen(fd, "wb")
-        handle: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb") if out.endswith(".gz") else raw
+        handle = cast("IO[bytes]", gzip.GzipFile(fileobj=raw, mode="wb") if out.endswith(".gz") else raw)
         with raw, handle:
             for position, fact in ledger.facts():
                 handle.write(dumps(fact_to_record(fact)) + b"\n")

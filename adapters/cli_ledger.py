@@ -18,9 +18,9 @@ from rich.progress import (
 )
 
 from adapters import canonical
-from adapters.pipeline import LoadSummary
+from adapters.pipeline import BATCH_SIZE, LoadSummary
 from adapters.render import FORMATS, render
-from ledger.codec import fact_class, fact_to_record
+from ledger.codec import dumps, fact_class, fact_to_record
 from ledger.errors import ConfigurationError
 from ledger.summary import summarise
 from projections.report import Report
@@ -42,7 +42,7 @@ def register(commands: Commands[argparse.ArgumentParser]) -> None:
     ingest.add_argument("files", nargs="+", metavar="FILE", help="JSONL file(s); .gz ok; - = stdin")
     ingest.add_argument("--rejects", metavar="PATH", help="where rejected lines go "
                         "(default: ./<first file>.rejects.jsonl)")
-    ingest.add_argument("--batch-size", type=int, default=canonical.BATCH_SIZE, metavar="N")
+    ingest.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N")
     ingest.add_argument("--rescan", action="store_true",
                         help="read files from the start even if a checkpoint says they were loaded")
     ingest.add_argument("--format", choices=FORMATS, default="table")
@@ -218,7 +218,7 @@ def cmd_events(args: argparse.Namespace, ctx: Context) -> int:
                             fact.source_id, fact.actor, fact.recorded_at])
     if args.format == "json":
         sys.stdout.write("\n".join(
-            canonical.dumps(fact_to_record(f)).decode() for f in found) + ("\n" if found else ""))
+            dumps(fact_to_record(f)).decode() for f in found) + ("\n" if found else ""))
         return 0
     render(report, args.format)
     return 0
@@ -257,7 +257,7 @@ def cmd_demo(args: argparse.Namespace, ctx: Context) -> int:
     if not path.exists():
         ctx.stderr.print(f"generating {args.leads:,} leads (seed {args.seed}) into {path} ...")
         synthetic.write_jsonl(synthetic.generate(args.leads, seed=args.seed), path)
-    status = ingest(ctx, [str(path)], rejects=None, batch_size=canonical.BATCH_SIZE, fmt="table")
+    status = ingest(ctx, [str(path)], rejects=None, batch_size=BATCH_SIZE, fmt="table")
     ledger = ctx.ledger()
     render(stats_report(ledger))
     print_leadership(ctx, ledger)

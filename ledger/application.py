@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,12 @@ class Ledger(Application[uuid.UUID]):
         env = {**config.env, "CREATE_TABLE": "y" if create else "n"}
         try:
             if config.backend == "postgres":
-                preflight(config, create=create)
-            super().__init__(env=env)
+                with preflight(config, create=create) as exists:
+                    # Holding the set-up lock: concurrent first opens never race on DDL.
+                    env["CREATE_TABLE"] = "y" if create and not exists else "n"
+                    super().__init__(env=env)
+            else:
+                super().__init__(env=env)
         except (PersistenceError, OSError, psycopg_errors()) as error:
             raise StoreUnavailable(self._describe(error)) from None
         if not create and not self._has_tables():
@@ -81,7 +86,7 @@ class Ledger(Application[uuid.UUID]):
         """A process recorder: its tracking records hold each source's checkpoint."""
         return self.factory.process_recorder()
 
-    def construct_mapper(self) -> FactMapper:  # type: ignore[override]
+    def construct_mapper(self) -> FactMapper:
         """Facts use their own mapper (orjson, typed by the fact class)."""
         return FactMapper()
 
@@ -238,14 +243,23 @@ class Ledger(Application[uuid.UUID]):
             after = rows[-1][0]
 
 
-def preflight(config: StoreConfig, *, create: bool) -> None:
-    """Connect once to PostgreSQL (for a precise error) and create the URL's schema if asked."""
+SETUP_LOCK = 0x7265766C  # pg_advisory_lock key held while a ledger's tables are set up
+
+
+@contextmanager
+def preflight(config: StoreConfig, *, create: bool) -> Iterator[bool]:
+    """Connect to PostgreSQL once (for a precise error), holding the set-up lock.
+
+    Creates the URL's schema if asked, and yields whether the ledger's tables already exist;
+    the lock is held until the caller has finished creating them, so two processes opening a
+    new ledger at the same time never run the same DDL concurrently.
+    """
     import psycopg  # noqa: PLC0415 - only PostgreSQL needs it
     from psycopg import sql  # noqa: PLC0415
 
     env = config.env
     try:
-        with psycopg.connect(
+        conn = psycopg.connect(
             dbname=env["POSTGRES_DBNAME"],
             host=env["POSTGRES_HOST"],
             port=env["POSTGRES_PORT"],
@@ -253,14 +267,20 @@ def preflight(config: StoreConfig, *, create: bool) -> None:
             password=env["POSTGRES_PASSWORD"] or None,
             connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
             autocommit=True,
-        ) as conn:
-            if create and config.schema:
-                statement = sql.SQL("CREATE SCHEMA IF NOT EXISTS {}")
-                conn.execute(statement.format(sql.Identifier(config.schema)))
+        )
     except psycopg.Error as error:
         reason = " ".join(str(error).split()) or type(error).__name__
         msg = f"cannot open the ledger at {config.display}: {reason}"
         raise StoreUnavailable(msg) from None
+    with conn:
+        if create:
+            conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+            if config.schema:
+                statement = sql.SQL("CREATE SCHEMA IF NOT EXISTS {}")
+                conn.execute(statement.format(sql.Identifier(config.schema)))
+        table = f"{config.schema or 'public'}.ledger_events"
+        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+        yield bool(row and row[0])
 
 
 def open_ledger(url: str | None = None, *, create: bool = True) -> Ledger:

@@ -212,7 +212,8 @@ def parse_fact(record: Mapping[str, Any], *, recorded_at: datetime | None = None
     source = parse_str(record["source"], "source")
     source_id = parse_str(record["source_id"], "source_id")
     stamp = record.get("recorded_at")
-    return cls(
+    build: Any = cls  # the metaclass makes it a dataclass, which type checkers cannot see
+    fact: Fact = build(
         originator_id=fact_id(source, source_id),
         originator_version=1,
         timestamp=(
@@ -226,6 +227,7 @@ def parse_fact(record: Mapping[str, Any], *, recorded_at: datetime | None = None
         actor=parse_str(record["actor"], "actor"),
         **values,
     )
+    return fact
 
 
 def fact_to_record(fact: Fact) -> dict[str, Any]:

@@ -46,9 +46,9 @@ def inventory_pivot(reports: Reports, options: ReportOptions, start: date) -> Re
     columns = ["month end", *ORDER, *(f"open pipeline {c}" for c in currencies)]
     report = Report(title="Stage inventory at month end (leads) and open pipeline", columns=columns)
     for period in sorted(counts):
-        row = [period, *(counts[period].get(stage, 0) for stage in ORDER)]
-        row.extend(values[period].get(c, Decimal(0)) for c in currencies)
-        report.rows.append(row)
+        cells: list[Any] = [period, *(counts[period].get(stage, 0) for stage in ORDER)]
+        cells.extend(values[period].get(c, Decimal(0)) for c in currencies)
+        report.rows.append(cells)
     return report
 
 
