@@ -373,6 +373,47 @@ class FactAmended(Fact):
     reason: str
 
 
+# --- Funnel definitions and qualification ----------------------------------------------------------
+
+
+class DefinitionProposed(Fact):
+    """A version of the funnel definition was proposed (see docs/definitions.md)."""
+
+    type_name = "definition_proposed"
+    subject_field = "version"
+    version: str
+    effective_from: date
+    change_note: str
+    definition: dict[str, Any]
+
+
+class DefinitionApproved(Fact):
+    """The marketing or the sales owner (the fact's actor) approved a proposed definition version."""
+
+    type_name = "definition_approved"
+    subject_field = "version"
+    version: str
+    role: str
+
+
+class QualificationEvaluated(Fact):
+    """The definition in force was evaluated for a lead after one of its facts changed.
+
+    ``results`` holds, per stage with a qualification rule, the outcome and the conditions that
+    held or failed with the facts (``source/source_id``) that supplied their values.
+    """
+
+    type_name = "qualification_evaluated"
+    subject_field = "lead_id"
+    lead_id: str
+    definition_version: str
+    trigger_source: str
+    trigger_source_id: str
+    qualified: tuple[str, ...]
+    results: dict[str, Any]
+    crm_stage: str | None = None
+
+
 CORRECTIONS: tuple[type[Fact], ...] = (FactRetracted, FactAmended)
 
 FACT_TYPES: dict[str, type[Fact]] = {
@@ -404,6 +445,9 @@ FACT_TYPES: dict[str, type[Fact]] = {
         CampaignSpendRecorded,
         FactRetracted,
         FactAmended,
+        DefinitionProposed,
+        DefinitionApproved,
+        QualificationEvaluated,
     )
 }
 

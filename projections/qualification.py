@@ -1,0 +1,178 @@
+"""Evaluate a funnel definition over a lead's facts, with provenance.
+
+A lead, as a rule sees it at a business instant, is the fold of its effective facts up to that
+instant (corrections applied, see :mod:`projections.corrections`): the captured fields and
+custom attributes (``lead_updated`` overrides), the latest score and fit, and every touch. Each
+value remembers the fact (``source/source_id``) it came from. Lead histories are read from the
+funnel projection's fact index (``rl_fact``/``rl_family``), which is caught up first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import groupby
+from typing import Any
+
+import sqlalchemy as sa
+
+from ledger.application import Ledger
+from ledger.definitions import Definition
+from ledger.events import Fact
+from ledger.rules import Outcome, Touch
+from projections.corrections import Family, order_key
+from projections.database import create_engine
+from projections.periods import FOREVER
+from projections.runner import Projection
+from projections.schema import tables
+from projections.store import families_of
+
+TRIGGERS = frozenset(
+    {"lead_captured", "lead_updated", "score_changed", "touch_recorded", "stage_changed"}
+)
+CAPTURED = ("email", "name", "company", "account_id", "segment", "country", "lead_source")
+CHUNK = 400
+
+
+def ref(fact: Fact) -> str:
+    """How provenance names a fact: ``source/source_id``."""
+    return f"{fact.source}/{fact.source_id}"
+
+
+@dataclass
+class LeadView:
+    """A lead's values at one instant, each with the fact that supplied it."""
+
+    values: dict[str, tuple[Any, tuple[str, ...]]] = field(default_factory=dict)
+    touch_list: list[Touch] = field(default_factory=list)
+    stage: str | None = None
+
+    def lookup(self, name: str) -> tuple[Any, tuple[str, ...]]:
+        """The value of ``name`` (``attributes.x`` and ``x`` both reach custom attributes)."""
+        key = name.removeprefix("attributes.")
+        return self.values.get(key, (None, ()))
+
+    @property
+    def touches(self) -> Sequence[Touch]:
+        """The lead's touches so far."""
+        return self.touch_list
+
+    def apply(self, fact: Fact) -> None:
+        """Fold one fact (business order) into the view."""
+        kind, source = fact.type_name, (ref(fact),)
+        if kind == "lead_captured":
+            for name in CAPTURED:
+                value = getattr(fact, name)
+                if value is not None:
+                    self.values[name] = (value, source)
+        if kind in {"lead_captured", "lead_updated"}:
+            for name, value in (getattr(fact, "attributes", None) or {}).items():
+                self.values[name] = (value, source)
+        elif kind == "score_changed":
+            self.values["score"] = (fact.score, source)  # type: ignore[attr-defined]
+            self.values["model_version"] = (fact.model_version, source)  # type: ignore[attr-defined]
+            if fact.fit is not None:  # type: ignore[attr-defined]
+                self.values["fit"] = (fact.fit, source)  # type: ignore[attr-defined]
+        elif kind == "touch_recorded":
+            fields = {
+                name: getattr(fact, name) for name in ("channel", "touch_type", "campaign_id")
+            }
+            self.touch_list.append(Touch(fields, source[0]))
+        elif kind == "stage_changed":
+            self.stage = fact.to_stage  # type: ignore[attr-defined]
+
+
+def evaluate(definition: Definition, view: LeadView) -> dict[str, Outcome]:
+    """Each automatic transition's outcome for the lead (one per target stage)."""
+    outcomes: dict[str, Outcome] = {}
+    for transition in definition.transitions:
+        outcomes.setdefault(transition.to, transition.rule.evaluate(view))
+    return outcomes
+
+
+def results_document(outcomes: dict[str, Outcome], definition: Definition) -> dict[str, Any]:
+    """The ``results`` field of a ``qualification_evaluated`` fact."""
+    return {
+        stage: {
+            "rule": definition.rule_for(stage).text,  # type: ignore[union-attr]
+            "met": "yes" if outcome.met else "no",
+            "satisfied": [[text, list(refs)] for text, refs in outcome.satisfied],
+            "failed": [[text, list(refs)] for text, refs in outcome.failed],
+        }
+        for stage, outcome in outcomes.items()
+    }
+
+
+def view_at(facts: Iterable[Fact], at: datetime) -> LeadView:
+    """The lead as of business instant ``at`` (facts must be in business order)."""
+    view = LeadView()
+    for fact in facts:
+        if fact.occurred_at > at:
+            break
+        view.apply(fact)
+    return view
+
+
+class LeadHistories:
+    """Reads leads' effective facts (as known now) from the funnel projection's fact index."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        """Catch the funnel projection up with ``ledger`` so every recorded fact is indexed."""
+        projection = Projection(ledger)
+        try:
+            projection.catch_up()
+        finally:
+            projection.close()
+        self.engine = create_engine(ledger.config)
+        self.tables = tables(ledger.config.schema)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def _query(self) -> sa.Select[Any]:
+        fact, family = self.tables["fact"], self.tables["family"]
+        return (
+            sa.select(family.c.subject, fact.c.root_id, fact.c.fact_id, fact.c.topic, fact.c.state)
+            .join(fact, fact.c.root_id == family.c.root_id)
+            .where(family.c.kind == "lead")
+        )
+
+    def families(self, lead_ids: Iterable[str]) -> dict[str, list[Family]]:
+        """The fact families (facts with their corrections) of each of ``lead_ids``."""
+        ids = sorted(set(lead_ids))
+        out: dict[str, list[Family]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), CHUNK):
+                chunk = ids[start : start + CHUNK]
+                query = self._query().where(self.tables["family"].c.subject.in_(chunk))
+                rows = sorted(conn.execute(query), key=lambda r: r.subject)
+                for subject, group in groupby(rows, key=lambda r: r.subject):
+                    out[subject] = families_of(group)
+        return out
+
+    def some(self, lead_ids: Iterable[str]) -> dict[str, list[Fact]]:
+        """The effective facts (as known now) of each of ``lead_ids``, in business order."""
+        return {
+            lead: effective_facts(lead, families, FOREVER)
+            for lead, families in self.families(lead_ids).items()
+        }
+
+    def every(self) -> Iterator[tuple[str, list[Fact]]]:
+        """Every lead with its effective facts, lead by lead (streamed)."""
+        query = self._query().order_by(self.tables["family"].c.subject)
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=5000).execute(query)
+            for subject, group in groupby(result, key=lambda r: r.subject):
+                yield subject, effective_facts(subject, families_of(group), FOREVER)
+
+
+def effective_facts(subject: str, families: Iterable[Family], known_at: int) -> list[Fact]:
+    """The facts of ``subject`` that count as known at ledger time ``known_at``, business order."""
+    facts = [
+        fact
+        for family in families
+        if (fact := family.effective(known_at)) is not None and fact.subject == subject
+    ]
+    return sorted(facts, key=order_key)
