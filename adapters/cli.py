@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 
 from ledger.errors import RevledgerError
 from ledger.storage import StoreConfig, parse_url, resolve_url
@@ -99,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args, ctx)
     except RevledgerError as error:
-        ctx.stderr.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        ctx.stderr.print(f"[red]error:[/red] {escape(str(error))}", highlight=False,
+                         soft_wrap=True)
         return EXIT_ERROR
     except KeyboardInterrupt:
         ctx.stderr.print("interrupted; every completed batch is committed, re-run to resume")

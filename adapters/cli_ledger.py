@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -141,7 +142,7 @@ def render_load(ctx: Context, summaries: list[LoadSummary], elapsed: float, reje
     report.notes.append(f"{read:,} events in {elapsed:.1f}s ({read / max(elapsed, 1e-9):,.0f}/s)")
     for summary in summaries:
         for message in summary.first_rejects:
-            ctx.stderr.print(f"[yellow]rejected[/yellow] {message}", highlight=False,
+            ctx.stderr.print(f"[yellow]rejected[/yellow] {escape(message)}", highlight=False,
                              soft_wrap=True)
     rejected = sum(s.rejected for s in summaries)
     if rejected:

@@ -42,7 +42,8 @@ class Reject:
 
     def message(self) -> str:
         """The one-line report: where, which field, why."""
-        return f"{self.where}: {self.field}: {self.reason}" if self.field else f"{self.where}: {self.reason}"
+        field = f"{self.field}: " if self.field else ""
+        return f"{self.where}: {field}{self.reason}"
 
 
 @dataclass
@@ -130,28 +131,34 @@ class Loader:
         self.progress = progress
 
     def load(self, items: Iterable[Item], summary: LoadSummary, key: str | None) -> LoadSummary:
-        """Load ``items``; with a checkpoint ``key``, skip what is loaded and checkpoint batches."""
+        """Load ``items``; with a checkpoint ``key``, skip what is loaded and checkpoint batches.
+
+        A batch's checkpoint is the position of the last item read before it was flushed, so
+        rejected items are covered too and are not read (and rejected) again on a re-run.
+        """
         done = self.ledger.checkpoint(key) if key else 0
         batch: list[Item] = []
+        last = done
         for item in items:
             if item.position <= done:
                 summary.skipped += 1
                 continue
             summary.read += 1
+            last = item.position
             if item.reject is not None:
                 self._reject(item.reject, summary)
                 continue
             batch.append(item)
             if len(batch) >= self.batch_size:
-                self.flush(batch, summary, key)
+                self.flush(batch, summary, (key, last) if key else None)
                 batch = []
-        self.flush(batch, summary, key)
+        if batch or (key and last > done):
+            self.flush(batch, summary, (key, last) if key else None)
         return summary
 
-    def flush(self, batch: list[Item], summary: LoadSummary, key: str | None) -> None:
-        """Record one batch (and its checkpoint) in one transaction."""
-        if not batch:
-            return
+    def flush(self, batch: list[Item], summary: LoadSummary,
+              checkpoint: tuple[str, int] | None) -> None:
+        """Record one batch (and the checkpoint) in one transaction."""
         accepted: list[Fact] = []
         earlier: dict[Any, Fact] = {}
         for item in batch:
@@ -165,7 +172,6 @@ class Loader:
                 continue
             accepted.append(item.fact)
             earlier[item.fact.id] = item.fact
-        checkpoint = (key, batch[-1].position) if key else None
         result = self.ledger.record(accepted, checkpoint=checkpoint)
         summary.recorded += len(result.recorded)
         summary.duplicates += len(result.duplicates)

@@ -35,3 +35,22 @@ def test_any_delivery_sequence_records_each_distinct_fact_once(
     assert recorded == len(set(deliveries))
     assert {f.source_id for _, f in ledger.facts()} == {FACTS[i].source_id for i in deliveries}
     ledger.close()
+
+
+def test_rejects_after_the_last_fact_are_covered_by_the_checkpoint(sqlite_url: str,
+                                                                   tmp_path: Path) -> None:
+    """A re-run does not read (and reject) again the bad lines at the end of a loaded file."""
+    from adapters.canonical import ingest_files  # noqa: PLC0415
+
+    good = '{"type":"stage_changed","occurred_at":"2025-01-01T00:00:00Z","source":"t",' \
+           '"source_id":"s1","actor":"a","lead_id":"L1","to_stage":"mql"}'
+    source = tmp_path / "tail.jsonl"
+    source.write_text(f"{good}\nnot json\n")
+    ledger = open_ledger(sqlite_url)
+    rejects = tmp_path / "rejects.jsonl"
+    first = ingest_files(ledger, [str(source)], rejects_path=rejects)[0]
+    second = ingest_files(ledger, [str(source)], rejects_path=rejects)[0]
+    assert (first.read, first.rejected) == (2, 1)
+    assert (second.read, second.skipped, second.rejected) == (0, 2, 0)
+    assert len(rejects.read_text().splitlines()) == 1
+    ledger.close()
