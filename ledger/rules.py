@@ -13,6 +13,7 @@ whether it held and the facts (``source/source_id``) that supplied the values it
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -239,15 +240,18 @@ def compare(left: Any, op: str, right: Any) -> bool:
     return False
 
 
+COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
 def _ordered(a: Any, op: str, b: Any) -> bool:
-    return {
-        "=": a == b,
-        "!=": a != b,
-        "<": a < b,
-        "<=": a <= b,
-        ">": a > b,
-        ">=": a >= b,
-    }[op]
+    return bool(COMPARISONS[op](a, b))
 
 
 @dataclass(frozen=True)

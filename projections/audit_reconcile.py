@@ -15,6 +15,8 @@ sales = matched + sales-only classes, exactly.
 
 from __future__ import annotations
 
+from typing import Any
+
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -104,16 +106,16 @@ def reconcile(
         "sales = leads accepted; each lead is in exactly one class (docs/definitions.md)"
     ]
     if per_lead:
-        rows = [
+        listing: list[list[Any]] = [
             [p.lead_id, p.side, p.reason, p.handed_off_at]
             for p in sorted(placements, key=lambda p: (p.side, p.reason, p.lead_id))
         ]
         columns = ["lead_id", "side", "class", "handed_off_at"]
-        return Report("Reconcile: every lead", columns, rows, notes)
+        return Report("Reconcile: every lead", columns, listing, notes)
     marketing = sum(p.marketing for p in placements)
     sales = sum(p.sales for p in placements)
     classes = Counter((p.side, p.reason) for p in placements)
-    rows: list[list[object]] = [
+    rows: list[list[Any]] = [
         ["marketing count", "", marketing],
         ["sales count", "", sales],
         ["difference", "", marketing - sales],
