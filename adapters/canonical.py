@@ -145,7 +145,9 @@ def export_facts(
     fd, tmp = tempfile.mkstemp(prefix=".export-", dir=target.parent)
     try:
         raw = os.fdopen(fd, "wb")
-        handle = cast("IO[bytes]", gzip.GzipFile(fileobj=raw, mode="wb") if out.endswith(".gz") else raw)
+        handle = cast(
+            "IO[bytes]", gzip.GzipFile(fileobj=raw, mode="wb") if out.endswith(".gz") else raw
+        )
         with raw, handle:
             for position, fact in ledger.facts():
                 handle.write(dumps(fact_to_record(fact)) + b"\n")

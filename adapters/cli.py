@@ -100,8 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args, ctx)
     except RevledgerError as error:
-        ctx.stderr.print(f"[red]error:[/red] {escape(str(error))}", highlight=False,
-                         soft_wrap=True)
+        ctx.stderr.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         return EXIT_ERROR
     except KeyboardInterrupt:
         ctx.stderr.print("interrupted; every completed batch is committed, re-run to resume")

@@ -41,11 +41,17 @@ def register(commands: Commands[argparse.ArgumentParser]) -> None:
 
     ingest = commands.add_parser("ingest", help="record canonical JSONL events (docs/events.md)")
     ingest.add_argument("files", nargs="+", metavar="FILE", help="JSONL file(s); .gz ok; - = stdin")
-    ingest.add_argument("--rejects", metavar="PATH", help="where rejected lines go "
-                        "(default: ./<first file>.rejects.jsonl)")
+    ingest.add_argument(
+        "--rejects",
+        metavar="PATH",
+        help="where rejected lines go (default: ./<first file>.rejects.jsonl)",
+    )
     ingest.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N")
-    ingest.add_argument("--rescan", action="store_true",
-                        help="read files from the start even if a checkpoint says they were loaded")
+    ingest.add_argument(
+        "--rescan",
+        action="store_true",
+        help="read files from the start even if a checkpoint says they were loaded",
+    )
     ingest.add_argument("--format", choices=FORMATS, default="table")
     ingest.set_defaults(handler=cmd_ingest)
 
@@ -56,17 +62,29 @@ def register(commands: Commands[argparse.ArgumentParser]) -> None:
     generate = commands.add_parser("generate", help="write a seeded, realistic synthetic funnel")
     generate.add_argument("--leads", type=int, required=True, metavar="N")
     generate.add_argument("--seed", type=int, default=7, metavar="S")
-    generate.add_argument("--start", type=date.fromisoformat, default=date(2024, 11, 1),
-                          metavar="DATE", help="first day of the window (default 2024-11-01)")
+    generate.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        default=date(2024, 11, 1),
+        metavar="DATE",
+        help="first day of the window (default 2024-11-01)",
+    )
     generate.add_argument("--months", type=int, default=24, metavar="M")
-    generate.add_argument("--out", required=True, metavar="FILE", help="JSONL file (.gz ok; - = stdout)")
+    generate.add_argument(
+        "--out", required=True, metavar="FILE", help="JSONL file (.gz ok; - = stdout)"
+    )
     generate.set_defaults(handler=cmd_generate)
 
     events = commands.add_parser("events", help="list events, e.g. one lead's timeline")
     events.add_argument("--lead", metavar="ID", help="only this lead (in business-time order)")
     events.add_argument("--subject", metavar="ID", help="only this opportunity/account/campaign")
-    events.add_argument("--type", dest="types", action="append", metavar="TYPE",
-                        help="only this event type (repeatable)")
+    events.add_argument(
+        "--type",
+        dest="types",
+        action="append",
+        metavar="TYPE",
+        help="only this event type (repeatable)",
+    )
     events.add_argument("--limit", type=int, default=100, metavar="N", help="at most N (0 = all)")
     events.add_argument("--format", choices=FORMATS, default="table")
     events.set_defaults(handler=cmd_events)
@@ -102,8 +120,15 @@ def cmd_init(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def ingest(ctx: Context, files: list[str], *, rejects: str | None, batch_size: int,
-           fmt: str, rescan: bool = False) -> int:
+def ingest(
+    ctx: Context,
+    files: list[str],
+    *,
+    rejects: str | None,
+    batch_size: int,
+    fmt: str,
+    rescan: bool = False,
+) -> int:
     """Ingest files with a progress bar, print the summary; the exit code tells of rejects."""
     if batch_size < 1:
         raise ConfigurationError("--batch-size must be at least 1")
@@ -121,29 +146,40 @@ def ingest(ctx: Context, files: list[str], *, rejects: str | None, batch_size: i
             rate = summary.read / max(time.perf_counter() - started, 1e-9)
             bar.update(tasks[summary.input], completed=done, rate=f"{rate:,.0f} events/s")
 
-        summaries = canonical.ingest_files(ledger, files, rejects_path=rejects_path,
-                                           batch_size=batch_size, rescan=rescan, progress=tick)
+        summaries = canonical.ingest_files(
+            ledger,
+            files,
+            rejects_path=rejects_path,
+            batch_size=batch_size,
+            rescan=rescan,
+            progress=tick,
+        )
     status = render_load(ctx, summaries, time.perf_counter() - started, rejects_path, fmt)
     if any(s.skipped for s in summaries):
-        ctx.stderr.print("skipped lines were loaded by an earlier run (checkpoint); "
-                         "--rescan reads them again")
+        ctx.stderr.print(
+            "skipped lines were loaded by an earlier run (checkpoint); --rescan reads them again"
+        )
     return status
 
 
-def render_load(ctx: Context, summaries: list[LoadSummary], elapsed: float, rejects_path: Path,
-                fmt: str) -> int:
+def render_load(
+    ctx: Context, summaries: list[LoadSummary], elapsed: float, rejects_path: Path, fmt: str
+) -> int:
     """Print a load summary (per input and in total); exit code 3 if anything was rejected."""
-    report = Report(title="Ingest", columns=["input", *LoadSummary.COUNTS],
-                    rows=[s.row() for s in summaries])
+    report = Report(
+        title="Ingest", columns=["input", *LoadSummary.COUNTS], rows=[s.row() for s in summaries]
+    )
     if len(summaries) > 1:
-        report.rows.append(["total", *(sum(getattr(s, n) for s in summaries)
-                                       for n in LoadSummary.COUNTS)])
+        report.rows.append(
+            ["total", *(sum(getattr(s, n) for s in summaries) for n in LoadSummary.COUNTS)]
+        )
     read = sum(s.read for s in summaries)
     report.notes.append(f"{read:,} events in {elapsed:.1f}s ({read / max(elapsed, 1e-9):,.0f}/s)")
     for summary in summaries:
         for message in summary.first_rejects:
-            ctx.stderr.print(f"[yellow]rejected[/yellow] {escape(message)}", highlight=False,
-                             soft_wrap=True)
+            ctx.stderr.print(
+                f"[yellow]rejected[/yellow] {escape(message)}", highlight=False, soft_wrap=True
+            )
     rejected = sum(s.rejected for s in summaries)
     if rejected:
         report.notes.append(f"{rejected:,} rejected records with their reasons: {rejects_path}")
@@ -153,8 +189,14 @@ def render_load(ctx: Context, summaries: list[LoadSummary], elapsed: float, reje
 
 def cmd_ingest(args: argparse.Namespace, ctx: Context) -> int:
     """Record canonical JSONL files."""
-    return ingest(ctx, args.files, rejects=args.rejects, batch_size=args.batch_size,
-                  fmt=args.format, rescan=args.rescan)
+    return ingest(
+        ctx,
+        args.files,
+        rejects=args.rejects,
+        batch_size=args.batch_size,
+        fmt=args.format,
+        rescan=args.rescan,
+    )
 
 
 def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
@@ -181,8 +223,9 @@ def cmd_generate(args: argparse.Namespace, ctx: Context) -> int:
     records = synthetic.generate(args.leads, seed=args.seed, start=args.start, months=args.months)
     count = synthetic.write_jsonl(records, args.out)
     elapsed = time.perf_counter() - started
-    ctx.stderr.print(f"wrote {count:,} events for {args.leads:,} leads to {args.out} "
-                     f"in {elapsed:.1f}s")
+    ctx.stderr.print(
+        f"wrote {count:,} events for {args.leads:,} leads to {args.out} in {elapsed:.1f}s"
+    )
     return 0
 
 
@@ -190,10 +233,17 @@ def _matches(fact: Fact, args: argparse.Namespace) -> bool:
     if args.types and fact.type_name not in args.types:
         return False
     state = vars(fact)
-    if args.lead and state.get("lead_id") != args.lead and args.lead not in state.get("lead_ids", ()):
+    if (
+        args.lead
+        and state.get("lead_id") != args.lead
+        and args.lead not in state.get("lead_ids", ())
+    ):
         return False
-    return not (args.subject and args.subject not in {
-        state.get("opportunity_id"), state.get("account_id"), state.get("campaign_id")})
+    return not (
+        args.subject
+        and args.subject
+        not in {state.get("opportunity_id"), state.get("account_id"), state.get("campaign_id")}
+    )
 
 
 def cmd_events(args: argparse.Namespace, ctx: Context) -> int:
@@ -208,18 +258,48 @@ def cmd_events(args: argparse.Namespace, ctx: Context) -> int:
         found = found[: args.limit]
     report = Report(
         title="Events",
-        columns=["occurred_at", "type", "subject", "details", "source", "source_id", "actor",
-                 "recorded_at"],
+        columns=[
+            "occurred_at",
+            "type",
+            "subject",
+            "details",
+            "source",
+            "source_id",
+            "actor",
+            "recorded_at",
+        ],
     )
     for fact in found:
-        details = " ".join(f"{k}={v}" for k, v in fact_to_record(fact).items()
-                           if k not in {"type", "occurred_at", "recorded_at", "source",
-                                        "source_id", "actor", fact.subject_field})
-        report.rows.append([fact.occurred_at, fact.type_name, fact.subject, details, fact.source,
-                            fact.source_id, fact.actor, fact.recorded_at])
+        details = " ".join(
+            f"{k}={v}"
+            for k, v in fact_to_record(fact).items()
+            if k
+            not in {
+                "type",
+                "occurred_at",
+                "recorded_at",
+                "source",
+                "source_id",
+                "actor",
+                fact.subject_field,
+            }
+        )
+        report.rows.append(
+            [
+                fact.occurred_at,
+                fact.type_name,
+                fact.subject,
+                details,
+                fact.source,
+                fact.source_id,
+                fact.actor,
+                fact.recorded_at,
+            ]
+        )
     if args.format == "json":
-        sys.stdout.write("\n".join(
-            dumps(fact_to_record(f)).decode() for f in found) + ("\n" if found else ""))
+        sys.stdout.write(
+            "\n".join(dumps(fact_to_record(f)).decode() for f in found) + ("\n" if found else "")
+        )
         return 0
     render(report, args.format)
     return 0
@@ -230,15 +310,19 @@ def stats_report(ledger: Ledger) -> Report:
     summary = summarise(ledger.facts())
     report = Report(title=f"Ledger: {summary.facts:,} events", columns=["measure", "value"])
     rows = report.rows
-    rows.extend([["leads", len(summary.subjects["lead_id"])],
-                 ["opportunities", len(summary.subjects["opportunity_id"])],
-                 ["accounts", len(summary.subjects["account_id"])],
-                 ["campaigns", len(summary.subjects["campaign_id"])],
-                 ["corrections", summary.corrections],
-                 ["business time from", summary.first_occurred],
-                 ["business time to", summary.last_occurred],
-                 ["recorded from", summary.first_recorded],
-                 ["recorded to", summary.last_recorded]])
+    rows.extend(
+        [
+            ["leads", len(summary.subjects["lead_id"])],
+            ["opportunities", len(summary.subjects["opportunity_id"])],
+            ["accounts", len(summary.subjects["account_id"])],
+            ["campaigns", len(summary.subjects["campaign_id"])],
+            ["corrections", summary.corrections],
+            ["business time from", summary.first_occurred],
+            ["business time to", summary.last_occurred],
+            ["recorded from", summary.first_recorded],
+            ["recorded to", summary.last_recorded],
+        ]
+    )
     rows.extend([f"events: {name}", count] for name, count in sorted(summary.by_type.items()))
     rows.extend([f"source: {name}", count] for name, count in sorted(summary.by_source.items()))
     return report

@@ -28,11 +28,17 @@ Commands = argparse._SubParsersAction  # noqa: SLF001 - argparse exposes no publ
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rejects", metavar="PATH", help="where rejected records go "
-                        "(default: ./<first input>.rejects.jsonl)")
+    parser.add_argument(
+        "--rejects",
+        metavar="PATH",
+        help="where rejected records go (default: ./<first input>.rejects.jsonl)",
+    )
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N")
-    parser.add_argument("--rescan", action="store_true",
-                        help="read inputs from the start even if a checkpoint says they were loaded")
+    parser.add_argument(
+        "--rescan",
+        action="store_true",
+        help="read inputs from the start even if a checkpoint says they were loaded",
+    )
     parser.add_argument("--format", choices=FORMATS, default="table")
 
 
@@ -41,26 +47,35 @@ def register(commands: Commands[argparse.ArgumentParser]) -> None:
     load = commands.add_parser("load", help="load CRM exports (mapping file, Salesforce, HubSpot)")
     sources = load.add_subparsers(dest="source", metavar="SOURCE", required=True)
 
-    mapping = sources.add_parser("mapping", help="CSV/JSONL export described by a TOML mapping "
-                                 "file (docs/adapters.md)")
+    mapping = sources.add_parser(
+        "mapping", help="CSV/JSONL export described by a TOML mapping file (docs/adapters.md)"
+    )
     mapping.add_argument("--mapping", required=True, metavar="FILE", help="the TOML mapping")
     mapping.add_argument("inputs", nargs="+", metavar="INPUT", help="CSV or JSONL file(s)")
     _common(mapping)
     mapping.set_defaults(handler=cmd_mapping)
 
-    salesforce = sources.add_parser("salesforce", help="Salesforce Data Loader / Bulk API CSV "
-                                    "export (files or a directory)")
+    salesforce = sources.add_parser(
+        "salesforce", help="Salesforce Data Loader / Bulk API CSV export (files or a directory)"
+    )
     salesforce.add_argument("inputs", nargs="+", metavar="PATH", help="CSV files or directories")
-    salesforce.add_argument("--config", metavar="FILE", help="TOML overriding the stage, type "
-                            "and channel maps, currency and timezone")
+    salesforce.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML overriding the stage, type and channel maps, currency and timezone",
+    )
     _common(salesforce)
     salesforce.set_defaults(handler=cmd_salesforce)
 
-    hubspot = sources.add_parser("hubspot", help="HubSpot CRM API v3 contacts and deals (JSON "
-                                 "pages or JSONL)")
+    hubspot = sources.add_parser(
+        "hubspot", help="HubSpot CRM API v3 contacts and deals (JSON pages or JSONL)"
+    )
     hubspot.add_argument("inputs", nargs="+", metavar="FILE", help=".json page or .jsonl file(s)")
-    hubspot.add_argument("--config", metavar="FILE", help="TOML overriding the lifecycle and "
-                         "deal stage maps, deal types and currency")
+    hubspot.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML overriding the lifecycle and deal stage maps, deal types and currency",
+    )
     _common(hubspot)
     hubspot.set_defaults(handler=cmd_hubspot)
 
@@ -86,8 +101,9 @@ def cmd_hubspot(args: argparse.Namespace, ctx: Context) -> int:
     """Load HubSpot contacts and deals."""
     from adapters.hubspot import hubspot_inputs, load_settings  # noqa: PLC0415
 
-    return run_load(ctx, args, hubspot_inputs(args.inputs, load_settings(args.config),
-                                              rescan=args.rescan))
+    return run_load(
+        ctx, args, hubspot_inputs(args.inputs, load_settings(args.config), rescan=args.rescan)
+    )
 
 
 def run_load(ctx: Context, args: argparse.Namespace, inputs: list[Input]) -> int:
@@ -95,12 +111,20 @@ def run_load(ctx: Context, args: argparse.Namespace, inputs: list[Input]) -> int
     if args.batch_size < 1:
         raise ConfigurationError("--batch-size must be at least 1")
     first = Path(args.inputs[0])
-    rejects_path = Path(args.rejects) if args.rejects else Path.cwd() / f"{first.name}.rejects.jsonl"
+    rejects_path = (
+        Path(args.rejects) if args.rejects else Path.cwd() / f"{first.name}.rejects.jsonl"
+    )
     ledger = ctx.ledger(create=True)
     started = time.perf_counter()
-    progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                        console=ctx.stderr, transient=True, disable=not ctx.stderr.is_terminal)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=ctx.stderr,
+        transient=True,
+        disable=not ctx.stderr.is_terminal,
+    )
     with progress as bar:
         tasks: dict[str, Any] = {}
 
@@ -110,10 +134,12 @@ def run_load(ctx: Context, args: argparse.Namespace, inputs: list[Input]) -> int
             rate = summary.read / max(time.perf_counter() - started, 1e-9)
             bar.update(tasks[summary.input], rate=f"{summary.read:,} records, {rate:,.0f}/s")
 
-        summaries = load_inputs(ledger, inputs, rejects_path=rejects_path,
-                                batch_size=args.batch_size, progress=tick)
+        summaries = load_inputs(
+            ledger, inputs, rejects_path=rejects_path, batch_size=args.batch_size, progress=tick
+        )
     status = render_load(ctx, summaries, time.perf_counter() - started, rejects_path, args.format)
     if any(s.skipped for s in summaries):
-        ctx.stderr.print("skipped records were loaded by an earlier run (checkpoint); "
-                         "--rescan reads them again")
+        ctx.stderr.print(
+            "skipped records were loaded by an earlier run (checkpoint); --rescan reads them again"
+        )
     return status

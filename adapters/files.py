@@ -108,8 +108,10 @@ class StageMap:
             return stage
         if self.on_unmapped == "skip":
             return None
-        msg = (f"stage {value.strip()!r} is not mapped; add it to {self.where} "
-               'or set on_unmapped = "skip"')
+        msg = (
+            f"stage {value.strip()!r} is not mapped; add it to {self.where} "
+            'or set on_unmapped = "skip"'
+        )
         raise InvalidFact(msg, column)
 
 
@@ -154,8 +156,10 @@ class CsvInput:
         """Refuse the file unless its header holds every column of ``columns``."""
         missing = [c for c in columns if c not in self.header]
         if missing:
-            msg = (f"{self.path}: no column {missing[0]!r} (needed by {what}); "
-                   f"the header has {', '.join(self.header)}")
+            msg = (
+                f"{self.path}: no column {missing[0]!r} (needed by {what}); "
+                f"the header has {', '.join(self.header)}"
+            )
             raise SourceFileError(msg)
 
     def rows(self) -> Iterator[tuple[int, int, dict[str, str]]]:
@@ -196,13 +200,16 @@ def row_items(name: str, rows: Iterable[tuple[int, int, Any]], convert: Convert)
                 raise row
             records = convert(row)
         except InvalidFact as error:
-            yield Item(number * SLOTS, reject=Reject(where, error.field, error.reason, row_text(row)))
+            yield Item(
+                number * SLOTS, reject=Reject(where, error.field, error.reason, row_text(row))
+            )
             continue
         yield from record_items(where, number * SLOTS, records, row)
 
 
-def record_items(where: str, base: int, records: list[Record | InvalidFact],
-                 row: Any) -> Iterator[Item]:
+def record_items(
+    where: str, base: int, records: list[Record | InvalidFact], row: Any
+) -> Iterator[Item]:
     """Items for the records one row gave: facts, or rejects when a record is not a fact."""
     if len(records) > SLOTS:
         reason = f"gives {len(records)} facts, more than the {SLOTS} one record may give"
@@ -234,8 +241,14 @@ def checkpoint_key(kind: str, path: Path, config: str) -> str:
     return f"{kind}:{config}:{fingerprint(str(path))}"
 
 
-def load_inputs(ledger: Ledger, inputs: Iterable[Input], *, rejects_path: Path,
-                batch_size: int = BATCH_SIZE, progress: Progress | None = None) -> list[LoadSummary]:
+def load_inputs(
+    ledger: Ledger,
+    inputs: Iterable[Input],
+    *,
+    rejects_path: Path,
+    batch_size: int = BATCH_SIZE,
+    progress: Progress | None = None,
+) -> list[LoadSummary]:
     """Load each input through the shared pipeline; returns a summary per input."""
     rejects = RejectsFile(rejects_path)
     summaries: list[LoadSummary] = []

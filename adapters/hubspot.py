@@ -42,19 +42,29 @@ from ledger.errors import InvalidFact
 
 SOURCE = "hubspot"
 LIFECYCLE_STAGES = {
-    "subscriber": "inquiry", "lead": "inquiry", "marketingqualifiedlead": "mql",
-    "salesqualifiedlead": "sql", "opportunity": "sqo", "customer": "won", "evangelist": "won",
+    "subscriber": "inquiry",
+    "lead": "inquiry",
+    "marketingqualifiedlead": "mql",
+    "salesqualifiedlead": "sql",
+    "opportunity": "sqo",
+    "customer": "won",
+    "evangelist": "won",
     "other": "other",
 }
 DEAL_STAGES = {
-    "appointmentscheduled": "appointment_scheduled", "qualifiedtobuy": "qualified_to_buy",
+    "appointmentscheduled": "appointment_scheduled",
+    "qualifiedtobuy": "qualified_to_buy",
     "presentationscheduled": "presentation_scheduled",
-    "decisionmakerboughtin": "decision_maker_bought_in", "contractsent": "contract_sent",
-    "closedwon": "closed_won", "closedlost": "closed_lost",
+    "decisionmakerboughtin": "decision_maker_bought_in",
+    "contractsent": "contract_sent",
+    "closedwon": "closed_won",
+    "closedlost": "closed_lost",
 }
 DEAL_TYPES = {"newbusiness": "new", "existingbusiness": "expansion", "renewal": "renewal"}
-LEAD_STATUS_FACTS = {"UNQUALIFIED": ("lead_disqualified", "disqualified"),
-                     "BAD_TIMING": ("lead_recycled", "recycled")}
+LEAD_STATUS_FACTS = {
+    "UNQUALIFIED": ("lead_disqualified", "disqualified"),
+    "BAD_TIMING": ("lead_recycled", "recycled"),
+}
 WON, LOST = "closed_won", "closed_lost"
 TABLES = ("lifecycle_stages", "deal_stages", "deal_types")
 SETTINGS = ("currency", "on_unmapped")
@@ -76,8 +86,9 @@ def load_settings(path: str | Path | None = None) -> Settings:
     raw: dict[str, Any] = read_toml(path) if path else {}
     for key, value in raw.items():
         if key not in (*TABLES, *SETTINGS):
-            raise SourceFileError(f"{path}: {key}: unknown key; expected one of "
-                                  f"{', '.join((*SETTINGS, *TABLES))}")
+            raise SourceFileError(
+                f"{path}: {key}: unknown key; expected one of {', '.join((*SETTINGS, *TABLES))}"
+            )
         if key in SETTINGS and not isinstance(value, str):
             raise SourceFileError(f"{path}: {key}: expected a string, got {value!r}")
     tables = {t: stage_table(raw.get(t, {}), f"{path}: {t}") for t in TABLES}
@@ -87,10 +98,14 @@ def load_settings(path: str | Path | None = None) -> Settings:
         raise SourceFileError(f"{path}: currency: {currency!r} is not an ISO 4217 code such as USD")
     hint = f"the {{}} table of {path}" if path else "the {} table of a --config file"
     return Settings(
-        lifecycle=StageMap({**LIFECYCLE_STAGES, **tables["lifecycle_stages"]},
-                           hint.format("lifecycle_stages"), policy),
-        deals=StageMap({**DEAL_STAGES, **tables["deal_stages"]}, hint.format("deal_stages"),
-                       policy),
+        lifecycle=StageMap(
+            {**LIFECYCLE_STAGES, **tables["lifecycle_stages"]},
+            hint.format("lifecycle_stages"),
+            policy,
+        ),
+        deals=StageMap(
+            {**DEAL_STAGES, **tables["deal_stages"]}, hint.format("deal_stages"), policy
+        ),
         deal_types={**DEAL_TYPES, **tables["deal_types"]},
         currency=currency,
         fingerprint=digest(raw),
@@ -100,8 +115,10 @@ def load_settings(path: str | Path | None = None) -> Settings:
 def history(obj: dict[str, Any], name: str) -> list[dict[str, Any]]:
     """A property's history, oldest first, without blank values or repeats of the same value."""
     entries = (obj.get("propertiesWithHistory") or {}).get(name) or []
-    ordered = sorted((e for e in entries if isinstance(e, dict) and e.get("timestamp")),
-                     key=lambda e: parse_time(str(e["timestamp"]), f"{name}.timestamp"))
+    ordered = sorted(
+        (e for e in entries if isinstance(e, dict) and e.get("timestamp")),
+        key=lambda e: parse_time(str(e["timestamp"]), f"{name}.timestamp"),
+    )
     kept: list[dict[str, Any]] = []
     for entry in ordered:
         value = str(entry.get("value") or "").strip()
@@ -129,17 +146,30 @@ def contact(obj: dict[str, Any], settings: Settings) -> list[Record | InvalidFac
     created = parse_time(str(obj.get("createdAt") or props.get("createdate") or ""), "createdAt")
     name = " ".join(str(props[k]).strip() for k in ("firstname", "lastname") if props.get(k))
     attributes = {k: props[k] for k in ("jobtitle", "industry") if props.get(k)}
-    records: list[Record | InvalidFact] = [{
-        "type": "lead_captured", "occurred_at": created, "source": SOURCE,
-        "source_id": f"{key}:created", "actor": SOURCE, "lead_id": lead_id,
-        "email": props.get("email"), "name": name, "company": props.get("company"),
-        "country": props.get("country"), "lead_source": props.get("hs_analytics_source"),
-        "attributes": attributes,
-    }]
+    records: list[Record | InvalidFact] = [
+        {
+            "type": "lead_captured",
+            "occurred_at": created,
+            "source": SOURCE,
+            "source_id": f"{key}:created",
+            "actor": SOURCE,
+            "lead_id": lead_id,
+            "email": props.get("email"),
+            "name": name,
+            "company": props.get("company"),
+            "country": props.get("country"),
+            "lead_source": props.get("hs_analytics_source"),
+            "attributes": attributes,
+        }
+    ]
     previous: str | None = None
     for entry in history(obj, "lifecyclestage"):
-        base = {"occurred_at": _at(entry, "lifecyclestage"), "source": SOURCE,
-                "actor": change_actor(entry), "lead_id": lead_id}
+        base = {
+            "occurred_at": _at(entry, "lifecyclestage"),
+            "source": SOURCE,
+            "actor": change_actor(entry),
+            "lead_id": lead_id,
+        }
         try:
             stage = settings.lifecycle(entry["value"], "lifecyclestage")
         except InvalidFact as error:
@@ -147,19 +177,37 @@ def contact(obj: dict[str, Any], settings: Settings) -> list[Record | InvalidFac
             continue
         if stage is None:
             continue
-        records.append({**base, "type": "stage_changed", "to_stage": stage, "from_stage": previous,
-                        "source_id": f"{key}:lifecyclestage:{entry['timestamp']}"})
+        records.append(
+            {
+                **base,
+                "type": "stage_changed",
+                "to_stage": stage,
+                "from_stage": previous,
+                "source_id": f"{key}:lifecyclestage:{entry['timestamp']}",
+            }
+        )
         previous = stage
     for entry in history(obj, "hs_lead_status"):
-        base = {"occurred_at": _at(entry, "hs_lead_status"), "source": SOURCE,
-                "actor": change_actor(entry), "lead_id": lead_id}
+        base = {
+            "occurred_at": _at(entry, "hs_lead_status"),
+            "source": SOURCE,
+            "actor": change_actor(entry),
+            "lead_id": lead_id,
+        }
         stamp, value = entry["timestamp"], entry["value"]
-        records.append({**base, "type": "lead_updated", "attributes": {"hs_lead_status": value},
-                        "source_id": f"{key}:hs_lead_status:{stamp}"})
+        records.append(
+            {
+                **base,
+                "type": "lead_updated",
+                "attributes": {"hs_lead_status": value},
+                "source_id": f"{key}:hs_lead_status:{stamp}",
+            }
+        )
         if value in LEAD_STATUS_FACTS:
             kind, suffix = LEAD_STATUS_FACTS[value]
-            records.append({**base, "type": kind, "reason": value,
-                            "source_id": f"{key}:{suffix}:{stamp}"})
+            records.append(
+                {**base, "type": kind, "reason": value, "source_id": f"{key}:{suffix}:{stamp}"}
+            )
     return records
 
 
@@ -190,8 +238,11 @@ def deal(obj: dict[str, Any], settings: Settings) -> list[Record | InvalidFact]:
     kind = str(props.get("dealtype") or "").strip()
     opportunity_type = settings.deal_types.get(kind) if kind else "new"
     if opportunity_type is None:
-        raise InvalidFact(f"deal type {kind!r} is not mapped; add it to the deal_types table of a "
-                          "--config file (new, expansion or renewal)", "dealtype")
+        raise InvalidFact(
+            f"deal type {kind!r} is not mapped; add it to the deal_types table of a "
+            "--config file (new, expansion or renewal)",
+            "dealtype",
+        )
     companies = _associated(obj, "companies")
     currency = str(props.get("deal_currency_code") or settings.currency)
     current_amount = str(props.get("amount") or "").strip() or "0"
@@ -199,16 +250,25 @@ def deal(obj: dict[str, Any], settings: Settings) -> list[Record | InvalidFact]:
     first_stage = settings.deals(stages[0]["value"], "dealstage")
     if first_stage is None:
         return []
-    records: list[Record | InvalidFact] = [{
-        **base, "type": "opportunity_opened", "occurred_at": created, "actor": SOURCE,
-        "source_id": f"{key}:created", "stage": first_stage,
-        "account_id": f"hs:company:{companies[0]}" if companies else opp,
-        "amount": amounts[0]["value"] if amounts else current_amount, "currency": currency,
-        "opportunity_type": opportunity_type,
-        "lead_ids": [f"hs:contact:{c}" for c in _associated(obj, "contacts")],
-        "owner": f"hs-owner:{props['hubspot_owner_id']}" if props.get("hubspot_owner_id") else None,
-        "expected_close": str(props.get("closedate") or "")[:10] or None,
-    }]
+    records: list[Record | InvalidFact] = [
+        {
+            **base,
+            "type": "opportunity_opened",
+            "occurred_at": created,
+            "actor": SOURCE,
+            "source_id": f"{key}:created",
+            "stage": first_stage,
+            "account_id": f"hs:company:{companies[0]}" if companies else opp,
+            "amount": amounts[0]["value"] if amounts else current_amount,
+            "currency": currency,
+            "opportunity_type": opportunity_type,
+            "lead_ids": [f"hs:contact:{c}" for c in _associated(obj, "contacts")],
+            "owner": f"hs-owner:{props['hubspot_owner_id']}"
+            if props.get("hubspot_owner_id")
+            else None,
+            "expected_close": str(props.get("closedate") or "")[:10] or None,
+        }
+    ]
     previous = None
     for entry in stages:
         try:
@@ -221,24 +281,52 @@ def deal(obj: dict[str, Any], settings: Settings) -> list[Record | InvalidFact]:
         at, stamp = _at(entry, "dealstage"), entry["timestamp"]
         step = {**base, "occurred_at": at, "actor": change_actor(entry)}
         if previous is not None:
-            records.append({**step, "type": "opportunity_stage_changed", "to_stage": stage,
-                            "from_stage": previous, "source_id": f"{key}:dealstage:{stamp}"})
+            records.append(
+                {
+                    **step,
+                    "type": "opportunity_stage_changed",
+                    "to_stage": stage,
+                    "from_stage": previous,
+                    "source_id": f"{key}:dealstage:{stamp}",
+                }
+            )
         if stage == WON:
-            records.append({**step, "type": "opportunity_won", "source_id": f"{key}:won:{stamp}",
-                            "amount": _amount_at(amounts, at, current_amount), "currency": currency})
+            records.append(
+                {
+                    **step,
+                    "type": "opportunity_won",
+                    "source_id": f"{key}:won:{stamp}",
+                    "amount": _amount_at(amounts, at, current_amount),
+                    "currency": currency,
+                }
+            )
         elif stage == LOST:
             reason = str(props.get("closed_lost_reason") or "").strip() or entry["value"]
-            records.append({**step, "type": "opportunity_lost", "reason": reason,
-                            "source_id": f"{key}:lost:{stamp}"})
+            records.append(
+                {
+                    **step,
+                    "type": "opportunity_lost",
+                    "reason": reason,
+                    "source_id": f"{key}:lost:{stamp}",
+                }
+            )
         elif previous in (WON, LOST):
-            records.append({**step, "type": "opportunity_reopened",
-                            "source_id": f"{key}:reopened:{stamp}"})
+            records.append(
+                {**step, "type": "opportunity_reopened", "source_id": f"{key}:reopened:{stamp}"}
+            )
         previous = stage
     for entry in amounts[1:]:
-        records.append({**base, "type": "opportunity_amount_changed", "amount": entry["value"],
-                        "currency": currency, "occurred_at": _at(entry, "amount"),
-                        "actor": change_actor(entry),
-                        "source_id": f"{key}:amount:{entry['timestamp']}"})
+        records.append(
+            {
+                **base,
+                "type": "opportunity_amount_changed",
+                "amount": entry["value"],
+                "currency": currency,
+                "occurred_at": _at(entry, "amount"),
+                "actor": change_actor(entry),
+                "source_id": f"{key}:amount:{entry['timestamp']}",
+            }
+        )
     return records
 
 
@@ -288,8 +376,9 @@ def object_items(path: Path, settings: Settings) -> Iterator[Item]:
                 raise obj
             records = convert(obj, settings)
         except InvalidFact as error:
-            yield Item(number * SLOTS, reject=Reject(where, error.field, error.reason,
-                                                     row_text(obj)))
+            yield Item(
+                number * SLOTS, reject=Reject(where, error.field, error.reason, row_text(obj))
+            )
             continue
         yield from record_items(where, number * SLOTS, records, obj)
 
@@ -299,6 +388,11 @@ def hubspot_inputs(paths: list[str], settings: Settings, *, rescan: bool = False
     for name in paths:
         if not Path(name).is_file():
             raise SourceFileError(f"cannot read {name}: no such file; check the path")
-    return [Input(name, None if rescan else checkpoint_key("hubspot", Path(name),
-                                                              settings.fingerprint),
-                  object_items(Path(name), settings)) for name in paths]
+    return [
+        Input(
+            name,
+            None if rescan else checkpoint_key("hubspot", Path(name), settings.fingerprint),
+            object_items(Path(name), settings),
+        )
+        for name in paths
+    ]

@@ -37,9 +37,24 @@ from ledger.errors import InvalidFact
 from ledger.events import FACT_TYPES, Fact, domain_fields, required_fields
 
 STAGE_TYPES = frozenset({"stage_changed", "opportunity_stage_changed"})
-TEXT_KEYS = ("source", "id_column", "id_prefix", "time_column", "time_format", "timezone",
-             "actor", "actor_column", "source_id_column", "event_type", "event_type_column",
-             "stage_column", "from_stage_column", "on_unmapped", "delimiter", "format")
+TEXT_KEYS = (
+    "source",
+    "id_column",
+    "id_prefix",
+    "time_column",
+    "time_format",
+    "timezone",
+    "actor",
+    "actor_column",
+    "source_id_column",
+    "event_type",
+    "event_type_column",
+    "stage_column",
+    "from_stage_column",
+    "on_unmapped",
+    "delimiter",
+    "format",
+)
 TABLE_KEYS = ("event_types", "stage_map", "fields", "constants", "attributes")
 DERIVED = frozenset({"to_stage", "from_stage", "attributes"})
 
@@ -73,8 +88,10 @@ def _check_types(mapping: Mapping) -> None:
     if mapping.get("event_type_column"):
         names += list(mapping.get("event_types", {}).values())
         if not mapping.get("event_types"):
-            raise mapping.fail("event_types", "required with event_type_column: "
-                               'a table of "source value" = "ledger event type"')
+            raise mapping.fail(
+                "event_types",
+                'required with event_type_column: a table of "source value" = "ledger event type"',
+            )
     elif not names and mapping.get("stage_column"):
         names = ["stage_changed"]
     for name in names:
@@ -83,8 +100,9 @@ def _check_types(mapping: Mapping) -> None:
             raise mapping.fail(key, f"unknown event type {name!r}; see docs/events.md")
     mapping.types = {name: FACT_TYPES[name] for name in names}
     if mapping.get("stage_column") and not STAGE_TYPES & set(mapping.types):
-        raise mapping.fail("stage_column", "only stage_changed and opportunity_stage_changed "
-                           "take a stage")
+        raise mapping.fail(
+            "stage_column", "only stage_changed and opportunity_stage_changed take a stage"
+        )
 
 
 def _check_fields(mapping: Mapping) -> None:
@@ -93,8 +111,11 @@ def _check_fields(mapping: Mapping) -> None:
     for table in ("fields", "constants"):
         for name in mapping.get(table, {}):
             if name not in known or name in subjects | DERIVED:
-                raise mapping.fail(f"{table}.{name}", "not a field the mapped event types take "
-                                   "from a column (see docs/events.md and docs/adapters.md)")
+                raise mapping.fail(
+                    f"{table}.{name}",
+                    "not a field the mapped event types take "
+                    "from a column (see docs/events.md and docs/adapters.md)",
+                )
     if mapping.get("attributes") and "attributes" not in known:
         raise mapping.fail("attributes", "the mapped event types have no attributes")
     given = {*mapping.get("fields", {}), *mapping.get("constants", {}), *subjects}
@@ -105,8 +126,11 @@ def _check_fields(mapping: Mapping) -> None:
             raise mapping.fail("attributes", f"required to produce {name}")
         missing = sorted(required_fields(cls) - given - DERIVED)
         if missing:
-            raise mapping.fail(f"fields.{missing[0]}", f"required by {name}; map it to a "
-                               "column in the fields table or give a value in the constants table")
+            raise mapping.fail(
+                f"fields.{missing[0]}",
+                f"required by {name}; map it to a "
+                "column in the fields table or give a value in the constants table",
+            )
 
 
 def load_mapping(path: str | Path) -> Mapping:
@@ -122,8 +146,11 @@ def load_mapping(path: str | Path) -> Mapping:
             if not isinstance(value, dict):
                 raise mapping.fail(key, "expected a table")
         elif key == "source_id_hash":
-            if not isinstance(value, list) or not value or not all(
-                    isinstance(v, str) for v in value):
+            if (
+                not isinstance(value, list)
+                or not value
+                or not all(isinstance(v, str) for v in value)
+            ):
                 raise mapping.fail(key, "expected a list of column names")
         else:
             raise mapping.fail(key, "unknown key; see docs/adapters.md for the keys")
@@ -150,11 +177,24 @@ def load_mapping(path: str | Path) -> Mapping:
         for name, column in mapping.get(table, {}).items():
             if not isinstance(column, str) or not column:
                 raise mapping.fail(f"{table}.{name}", "expected a column name")
-    mapping.columns = [mapping.get(k) for k in (
-        "id_column", "time_column", "actor_column", "source_id_column", "event_type_column",
-        "stage_column", "from_stage_column") if mapping.get(k)]
-    mapping.columns += [*mapping.get("source_id_hash", []), *mapping.get("fields", {}).values(),
-                        *mapping.get("attributes", {}).values()]
+    mapping.columns = [
+        mapping.get(k)
+        for k in (
+            "id_column",
+            "time_column",
+            "actor_column",
+            "source_id_column",
+            "event_type_column",
+            "stage_column",
+            "from_stage_column",
+        )
+        if mapping.get(k)
+    ]
+    mapping.columns += [
+        *mapping.get("source_id_hash", []),
+        *mapping.get("fields", {}).values(),
+        *mapping.get("attributes", {}).values(),
+    ]
     return mapping
 
 
@@ -175,8 +215,10 @@ class MappedRows:
         value = _cell(row, column)
         kind = self.mapping.get("event_types", {}).get(value)
         if kind is None and self.mapping.get("on_unmapped", "reject") == "reject":
-            msg = (f"event type {value!r} is not mapped; add it to the event_types table of "
-                   f'{self.mapping.path} or set on_unmapped = "skip"')
+            msg = (
+                f"event type {value!r} is not mapped; add it to the event_types table of "
+                f'{self.mapping.path} or set on_unmapped = "skip"'
+            )
             raise InvalidFact(msg, column)
         return str(kind) if kind is not None else None
 
@@ -192,13 +234,17 @@ class MappedRows:
         if not subject:
             raise InvalidFact("blank id", m.get("id_column"))
         subject = f"{m.get('id_prefix', '')}{subject}"
-        record: Record = {"type": kind, "source": m.get("source"),
-                          FACT_TYPES[kind].subject_field: subject}
+        record: Record = {
+            "type": kind,
+            "source": m.get("source"),
+            FACT_TYPES[kind].subject_field: subject,
+        }
         when = _cell(row, m.get("time_column"))
         if not when:
             raise InvalidFact("blank time", m.get("time_column"))
-        record["occurred_at"] = parse_time(when, m.get("time_column"),
-                                           fmt=m.get("time_format", "iso"), tz=self.tz)
+        record["occurred_at"] = parse_time(
+            when, m.get("time_column"), fmt=m.get("time_format", "iso"), tz=self.tz
+        )
         record["actor"] = _cell(row, m.get("actor_column")) or m.get("actor")
         record["source_id"] = self.source_id(row)
         known = domain_fields(FACT_TYPES[kind])
@@ -206,8 +252,11 @@ class MappedRows:
         for name, column in m.get("fields", {}).items():
             if name in known and _cell(row, column):
                 record[name] = row[column]
-        attributes = {name: row[column] for name, column in m.get("attributes", {}).items()
-                      if _cell(row, column)}
+        attributes = {
+            name: row[column]
+            for name, column in m.get("attributes", {}).items()
+            if _cell(row, column)
+        }
         if "attributes" in known and attributes:
             record["attributes"] = attributes
         if kind in STAGE_TYPES and not self.stage(row, subject, record):
@@ -268,8 +317,9 @@ def _jsonl(path: Path) -> Iterator[tuple[int, int, Any]]:
     return jsonl_rows(path)
 
 
-def mapping_inputs(mapping_path: str | Path, paths: list[str], *,
-                   rescan: bool = False) -> list[Input]:
+def mapping_inputs(
+    mapping_path: str | Path, paths: list[str], *, rescan: bool = False
+) -> list[Input]:
     """Every input of a mapping load, all checked before the first is read."""
     mapping = load_mapping(mapping_path)
     return [mapped_input(mapping, Path(p), rescan=rescan) for p in paths]

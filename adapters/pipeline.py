@@ -91,8 +91,12 @@ class RejectsFile:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, self._tmp = tempfile.mkstemp(prefix=".rejects-", dir=self.path.parent)
             self._handle = os.fdopen(fd, "wb")
-        entry = {"where": reject.where, "field": reject.field, "reason": reject.reason,
-                 "input": reject.text}
+        entry = {
+            "where": reject.where,
+            "field": reject.field,
+            "reason": reject.reason,
+            "input": reject.text,
+        }
         self._handle.write(dumps(entry) + b"\n")
         self.count += 1
 
@@ -120,8 +124,14 @@ Progress = Callable[[LoadSummary], None]
 class Loader:
     """Feeds items from any source into the ledger, batch by batch."""
 
-    def __init__(self, ledger: Ledger, rejects: RejectsFile, *, batch_size: int = BATCH_SIZE,
-                 progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        rejects: RejectsFile,
+        *,
+        batch_size: int = BATCH_SIZE,
+        progress: Progress | None = None,
+    ) -> None:
         """Load into ``ledger``; rejected records go to ``rejects``."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -156,8 +166,9 @@ class Loader:
             self.flush(batch, summary, (key, last) if key else None)
         return summary
 
-    def flush(self, batch: list[Item], summary: LoadSummary,
-              checkpoint: tuple[str, int] | None) -> None:
+    def flush(
+        self, batch: list[Item], summary: LoadSummary, checkpoint: tuple[str, int] | None
+    ) -> None:
         """Record one batch (and the checkpoint) in one transaction."""
         accepted: list[Fact] = []
         earlier: dict[Any, Fact] = {}
@@ -167,8 +178,10 @@ class Loader:
                 self.ledger.check_correction(item.fact, earlier)
             except InvalidFact as error:
                 text = item.text() if item.text else ""
-                self._reject(Reject(f"{summary.input}:{item.position}", error.field,
-                                    error.reason, text), summary)
+                self._reject(
+                    Reject(f"{summary.input}:{item.position}", error.field, error.reason, text),
+                    summary,
+                )
                 continue
             accepted.append(item.fact)
             earlier[item.fact.id] = item.fact

@@ -43,6 +43,8 @@ def psycopg_errors() -> type[Exception]:
     import psycopg  # noqa: PLC0415
 
     return psycopg.Error
+
+
 READ_PAGE = 5000
 
 

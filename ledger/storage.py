@@ -58,7 +58,9 @@ def parse_url(url: str) -> StoreConfig:
             raise ConfigurationError(msg)
         path = unquote(parts.path[1:]) if parts.path.startswith("/") else unquote(parts.path)
         if not path:
-            raise ConfigurationError(f"database URL {url!r} names no file; e.g. sqlite:///ledger.db")
+            raise ConfigurationError(
+                f"database URL {url!r} names no file; e.g. sqlite:///ledger.db"
+            )
         if path != ":memory:":
             path = str(Path(path))
         env = {
@@ -88,5 +90,7 @@ def parse_url(url: str) -> StoreConfig:
         if schema:
             env["POSTGRES_SCHEMA"] = schema
         return StoreConfig(url=url, backend="postgres", env=env, schema=schema)
-    msg = f"database URL {url!r} is not supported; use sqlite:///file.db or postgresql://user@host/db"
+    msg = (
+        f"database URL {url!r} is not supported; use sqlite:///file.db or postgresql://user@host/db"
+    )
     raise ConfigurationError(msg)

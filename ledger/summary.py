@@ -53,7 +53,9 @@ class LedgerSummary:
             self.last_recorded = recorded
 
 
-def summarise(facts: Iterable[tuple[int, Fact]], tick: Callable[[int], None] | None = None) -> LedgerSummary:
+def summarise(
+    facts: Iterable[tuple[int, Fact]], tick: Callable[[int], None] | None = None
+) -> LedgerSummary:
     """Summarise ``(position, fact)`` pairs; ``tick`` is called with each position (progress)."""
     summary = LedgerSummary()
     for position, fact in facts:

@@ -15,12 +15,11 @@ sales = matched + sales-only classes, exactly.
 
 from __future__ import annotations
 
-from typing import Any
-
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from ledger.events import Fact
 from projections.report import Report

@@ -57,18 +57,39 @@ def flow_summary(reports: Reports, options: ReportOptions, month: date) -> Repor
     source = reports.run("flow", options.replace(start=month, end=_month_end(month)))
     report = Report(
         title=f"Flow in {month:%B %Y}: how leads moved between stages",
-        columns=["stage", "start", "inflow", "outflow", "end", "skips in", "backward", "re-entries"],
+        columns=[
+            "stage",
+            "start",
+            "inflow",
+            "outflow",
+            "end",
+            "skips in",
+            "backward",
+            "re-entries",
+        ],
     )
     for row in source.records():
-        report.rows.append([row["stage"], row["start"], row["inflow"], row["outflow"], row["end"],
-                            row["skips_in"], row["backward_in"], row["reentries"]])
+        report.rows.append(
+            [
+                row["stage"],
+                row["start"],
+                row["inflow"],
+                row["outflow"],
+                row["end"],
+                row["skips_in"],
+                row["backward_in"],
+                row["reentries"],
+            ]
+        )
     return report
 
 
 def conversion_summary(reports: Reports, options: ReportOptions, start: date, end: date) -> Report:
     """Of the leads entering each stage in the window, the share that reached the next one."""
-    source = reports.run("conversion", options.replace(start=start, end=end, basis="cohort",
-                                                       calendar=Calendar("quarter")))
+    source = reports.run(
+        "conversion",
+        options.replace(start=start, end=end, basis="cohort", calendar=Calendar("quarter")),
+    )
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     for row in source.records():
         if row["step"] == "next":
@@ -101,11 +122,14 @@ def velocity_summary(reports: Reports, options: ReportOptions, as_of: date) -> R
             row["stage"] in PIPELINE or row["measure"] == "sales_cycle"
         ):
             rows[(row["measure"], row["stage"])] = row
-    report = Report(title=f"Velocity, {start:%b}–{end:%b %Y} (completed stays, days)",
-                    columns=["measure", "stage", "count", "median", "p90"])
+    report = Report(
+        title=f"Velocity, {start:%b}–{end:%b %Y} (completed stays, days)",
+        columns=["measure", "stage", "count", "median", "p90"],
+    )
     for (measure, stage), row in sorted(rows.items(), key=lambda kv: _rank(kv[0])):
-        report.rows.append([measure.replace("_", " "), stage, row["count"], row["median_days"],
-                            row["p90_days"]])
+        report.rows.append(
+            [measure.replace("_", " "), stage, row["count"], row["median_days"], row["p90_days"]]
+        )
     return report
 
 
@@ -126,7 +150,8 @@ def leadership(reports: Reports, as_of: date, options: ReportOptions | None = No
     return [
         inventory_pivot(reports, options, start),
         flow_summary(reports, options, last_full_month),
-        conversion_summary(reports, options, _months_back(as_of, 9), _month_end(
-            _months_back(as_of, 4))),
+        conversion_summary(
+            reports, options, _months_back(as_of, 9), _month_end(_months_back(as_of, 4))
+        ),
         velocity_summary(reports, options, as_of),
     ]

@@ -27,21 +27,33 @@ def campaign(row: dict[str, str], state: ExportState) -> list[Record | InvalidFa
     state.campaign_channel[campaign_id] = channel
     created = when(row, "CreatedDate", settings)
     base = {"source": SOURCE, "actor": actor(row), "campaign_id": sf_id(campaign_id)}
-    records: list[Record | InvalidFact] = [{
-        **base, "type": "campaign_created", "occurred_at": created,
-        "source_id": f"{campaign_id}:created", "name": row["Name"], "channel": channel,
-        "campaign_type": kind or None,
-    }]
+    records: list[Record | InvalidFact] = [
+        {
+            **base,
+            "type": "campaign_created",
+            "occurred_at": created,
+            "source_id": f"{campaign_id}:created",
+            "name": row["Name"],
+            "channel": channel,
+            "campaign_type": kind or None,
+        }
+    ]
     cost = row.get("ActualCost", "").strip()
     if cost and _positive(cost):
         start = row.get("StartDate", "").strip()[:10] or created[:10]
         end = row.get("EndDate", "").strip()[:10] or start
-        records.append({
-            **base, "type": "campaign_spend_recorded", "occurred_at": created,
-            "source_id": f"{campaign_id}:spend", "amount": cost,
-            "currency": row.get("CurrencyIsoCode", "").strip() or settings.currency,
-            "period_start": start, "period_end": end,
-        })
+        records.append(
+            {
+                **base,
+                "type": "campaign_spend_recorded",
+                "occurred_at": created,
+                "source_id": f"{campaign_id}:spend",
+                "amount": cost,
+                "currency": row.get("CurrencyIsoCode", "").strip() or settings.currency,
+                "period_start": start,
+                "period_end": end,
+            }
+        )
     return records
 
 
@@ -61,16 +73,31 @@ def campaign_member(row: dict[str, str], state: ExportState) -> list[Record | In
         raise InvalidFact("neither LeadId nor ContactId is set", "LeadId")
     campaign_id = row["CampaignId"].strip()
     created = when(row, "CreatedDate", state.settings)
-    base = {"type": "touch_recorded", "source": SOURCE, "actor": actor(row),
-            "lead_id": sf_id(person), "channel": state.campaign_channel.get(campaign_id, "other"),
-            "campaign_id": sf_id(campaign_id) if campaign_id else None}
-    records: list[Record | InvalidFact] = [{
-        **base, "occurred_at": created, "source_id": f"{member_id}:member",
-        "touch_type": slug(row.get("Status", "")) or "member",
-    }]
+    base = {
+        "type": "touch_recorded",
+        "source": SOURCE,
+        "actor": actor(row),
+        "lead_id": sf_id(person),
+        "channel": state.campaign_channel.get(campaign_id, "other"),
+        "campaign_id": sf_id(campaign_id) if campaign_id else None,
+    }
+    records: list[Record | InvalidFact] = [
+        {
+            **base,
+            "occurred_at": created,
+            "source_id": f"{member_id}:member",
+            "touch_type": slug(row.get("Status", "")) or "member",
+        }
+    ]
     responded = row.get("FirstRespondedDate", "").strip()
     if flag(row, "HasResponded") and responded:
         at = max(when(row, "FirstRespondedDate", state.settings), created)
-        records.append({**base, "occurred_at": at, "source_id": f"{member_id}:responded",
-                        "touch_type": "responded"})
+        records.append(
+            {
+                **base,
+                "occurred_at": at,
+                "source_id": f"{member_id}:responded",
+                "touch_type": "responded",
+            }
+        )
     return records

@@ -41,34 +41,65 @@ LEAD_STAGES = {
     "Closed - Converted": "sql",
     "Closed - Not Converted": "disqualified",
     # common customisations of the picklist
-    "New": "inquiry", "Open": "inquiry", "Inquiry": "inquiry", "Raw": "inquiry",
-    "MQL": "mql", "Marketing Qualified": "mql", "Marketing Qualified Lead": "mql",
-    "SAL": "sal", "Sales Accepted": "sal", "Sales Accepted Lead": "sal", "Accepted": "sal",
-    "Working": "sal", "Contacted": "sal",
-    "SQL": "sql", "Sales Qualified": "sql", "Sales Qualified Lead": "sql", "Qualified": "sql",
+    "New": "inquiry",
+    "Open": "inquiry",
+    "Inquiry": "inquiry",
+    "Raw": "inquiry",
+    "MQL": "mql",
+    "Marketing Qualified": "mql",
+    "Marketing Qualified Lead": "mql",
+    "SAL": "sal",
+    "Sales Accepted": "sal",
+    "Sales Accepted Lead": "sal",
+    "Accepted": "sal",
+    "Working": "sal",
+    "Contacted": "sal",
+    "SQL": "sql",
+    "Sales Qualified": "sql",
+    "Sales Qualified Lead": "sql",
+    "Qualified": "sql",
     "Converted": "sql",
-    "Nurture": "recycled", "Recycled": "recycled",
-    "Disqualified": "disqualified", "Unqualified": "disqualified",
+    "Nurture": "recycled",
+    "Recycled": "recycled",
+    "Disqualified": "disqualified",
+    "Unqualified": "disqualified",
 }
 OPPORTUNITY_STAGES = {
-    "Prospecting": "prospecting", "Qualification": "qualification",
-    "Needs Analysis": "needs_analysis", "Value Proposition": "value_proposition",
-    "Id. Decision Makers": "id_decision_makers", "Perception Analysis": "perception_analysis",
-    "Proposal/Price Quote": "proposal", "Negotiation/Review": "negotiation",
-    "Closed Won": "closed_won", "Closed Lost": "closed_lost",
+    "Prospecting": "prospecting",
+    "Qualification": "qualification",
+    "Needs Analysis": "needs_analysis",
+    "Value Proposition": "value_proposition",
+    "Id. Decision Makers": "id_decision_makers",
+    "Perception Analysis": "perception_analysis",
+    "Proposal/Price Quote": "proposal",
+    "Negotiation/Review": "negotiation",
+    "Closed Won": "closed_won",
+    "Closed Lost": "closed_lost",
 }
 OPPORTUNITY_TYPES = {
-    "New Customer": "new", "New Business": "new",
-    "Existing Customer - Upgrade": "expansion", "Existing Business": "expansion",
-    "Upsell": "expansion", "Cross-Sell": "expansion",
-    "Existing Customer - Replacement": "renewal", "Existing Customer - Downgrade": "renewal",
+    "New Customer": "new",
+    "New Business": "new",
+    "Existing Customer - Upgrade": "expansion",
+    "Existing Business": "expansion",
+    "Upsell": "expansion",
+    "Cross-Sell": "expansion",
+    "Existing Customer - Replacement": "renewal",
+    "Existing Customer - Downgrade": "renewal",
     "Renewal": "renewal",
 }
 CAMPAIGN_CHANNELS = {
-    "Advertisement": "advertising", "Banner Ads": "advertising", "Conference": "event",
-    "Seminar / Conference": "event", "Trade Show": "event", "Direct Mail": "direct_mail",
-    "Email": "email", "Partners": "partner", "Public Relations": "pr",
-    "Referral Program": "referral", "Telemarketing": "outbound", "Webinar": "webinar",
+    "Advertisement": "advertising",
+    "Banner Ads": "advertising",
+    "Conference": "event",
+    "Seminar / Conference": "event",
+    "Trade Show": "event",
+    "Direct Mail": "direct_mail",
+    "Email": "email",
+    "Partners": "partner",
+    "Public Relations": "pr",
+    "Referral Program": "referral",
+    "Telemarketing": "outbound",
+    "Webinar": "webinar",
     "Other": "other",
 }
 WON, LOST = "closed_won", "closed_lost"
@@ -96,25 +127,33 @@ def load_settings(path: str | Path | None = None) -> Settings:
     where = str(path)
     for key, value in raw.items():
         if key not in (*TABLES, *SETTINGS):
-            raise SourceFileError(f"{where}: {key}: unknown key; expected one of "
-                                  f"{', '.join((*SETTINGS, *TABLES))}")
+            raise SourceFileError(
+                f"{where}: {key}: unknown key; expected one of {', '.join((*SETTINGS, *TABLES))}"
+            )
         if key in SETTINGS and not isinstance(value, str):
             raise SourceFileError(f"{where}: {key}: expected a string, got {value!r}")
     tables = {t: stage_table(raw.get(t, {}), f"{where}: {t}") for t in TABLES}
     policy = unmapped_policy(raw.get("on_unmapped", "reject"), f"{where}: on_unmapped")
     currency = raw.get("currency", "USD")
     if not re.fullmatch(r"[A-Z]{3}", currency):
-        raise SourceFileError(f"{where}: currency: {currency!r} is not an ISO 4217 code such as USD")
+        raise SourceFileError(
+            f"{where}: currency: {currency!r} is not an ISO 4217 code such as USD"
+        )
     bad = sorted(set(tables["opportunity_types"].values()) - {"new", "expansion", "renewal"})
     if bad:
-        raise SourceFileError(f"{where}: opportunity_types: {bad[0]!r} is not new, expansion "
-                              "or renewal")
+        raise SourceFileError(
+            f"{where}: opportunity_types: {bad[0]!r} is not new, expansion or renewal"
+        )
     hint = f"the {{}} table of {path}" if path else "the {} table of a --config file"
     return Settings(
-        lead_stages=StageMap({**LEAD_STAGES, **tables["lead_stages"]},
-                             hint.format("lead_stages"), policy),
-        opportunity_stages=StageMap({**OPPORTUNITY_STAGES, **tables["opportunity_stages"]},
-                                    hint.format("opportunity_stages"), policy),
+        lead_stages=StageMap(
+            {**LEAD_STAGES, **tables["lead_stages"]}, hint.format("lead_stages"), policy
+        ),
+        opportunity_stages=StageMap(
+            {**OPPORTUNITY_STAGES, **tables["opportunity_stages"]},
+            hint.format("opportunity_stages"),
+            policy,
+        ),
         opportunity_types={**OPPORTUNITY_TYPES, **tables["opportunity_types"]},
         campaign_channels={**CAMPAIGN_CHANNELS, **tables["campaign_channels"]},
         currency=currency,

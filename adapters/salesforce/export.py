@@ -27,21 +27,35 @@ from adapters.salesforce.opportunities import (
     sorted_history,
 )
 
-ORDER = ("LeadHistory", "Lead", "OpportunityHistory", "OpportunityFieldHistory", "Opportunity",
-         "Campaign", "CampaignMember")
+ORDER = (
+    "LeadHistory",
+    "Lead",
+    "OpportunityHistory",
+    "OpportunityFieldHistory",
+    "Opportunity",
+    "Campaign",
+    "CampaignMember",
+)
 REQUIRED = {
     "LeadHistory": ("Id", "LeadId", "Field", "OldValue", "NewValue", "CreatedDate"),
     "Lead": ("Id", "Status", "CreatedDate"),
     "OpportunityHistory": ("Id", "OpportunityId", "StageName", "CreatedDate"),
-    "OpportunityFieldHistory": ("Id", "OpportunityId", "Field", "OldValue", "NewValue",
-                                "CreatedDate"),
+    "OpportunityFieldHistory": (
+        "Id",
+        "OpportunityId",
+        "Field",
+        "OldValue",
+        "NewValue",
+        "CreatedDate",
+    ),
     "Opportunity": ("Id", "StageName", "CreatedDate"),
     "Campaign": ("Id", "Name", "CreatedDate"),
     "CampaignMember": ("Id", "CampaignId", "CreatedDate"),
 }
 NEEDS_LEADS = ("Opportunity", "CampaignMember")
-CAMPAIGN_COLUMNS = frozenset({"ActualCost", "BudgetedCost", "StartDate", "EndDate",
-                              "NumberOfLeads", "ExpectedRevenue"})
+CAMPAIGN_COLUMNS = frozenset(
+    {"ActualCost", "BudgetedCost", "StartDate", "EndDate", "NumberOfLeads", "ExpectedRevenue"}
+)
 LEAD_COLUMNS = frozenset({"IsConverted", "LastName", "Company", "Email", "ConvertedDate"})
 
 
@@ -93,26 +107,32 @@ def plan(paths: list[str]) -> ExportPlan:
         table = CsvInput(path)
         kind = recognise(table.header)
         if kind is None:
-            msg = (f"{path}: not a Salesforce export of {', '.join(ORDER)} (header: "
-                   f"{', '.join(table.header[:12])})")
+            msg = (
+                f"{path}: not a Salesforce export of {', '.join(ORDER)} (header: "
+                f"{', '.join(table.header[:12])})"
+            )
             raise SourceFileError(msg)
         table.require(REQUIRED[kind], f"Salesforce {kind}")
         export.tables.setdefault(kind, []).append(table)
     for kind in NEEDS_LEADS:
         if kind in export.tables and "Lead" not in export.tables:
-            msg = (f"{export.tables[kind][0].path}: {kind} needs the Lead export in the same "
-                   "load, to follow lead conversion; add Lead.csv (a header-only file if the "
-                   "org has no leads)")
+            msg = (
+                f"{export.tables[kind][0].path}: {kind} needs the Lead export in the same "
+                "load, to follow lead conversion; add Lead.csv (a header-only file if the "
+                "org has no leads)"
+            )
             raise SourceFileError(msg)
     if "OpportunityHistory" in export.tables and "OpportunityFieldHistory" in export.tables:
         skipped = ", ".join(str(t.path) for t in export.tables.pop("OpportunityFieldHistory"))
-        export.notes.append(f"not read: {skipped} (OpportunityHistory already gives every "
-                            "stage and amount change)")
+        export.notes.append(
+            f"not read: {skipped} (OpportunityHistory already gives every stage and amount change)"
+        )
     return export
 
 
-def salesforce_inputs(paths: list[str], settings: Settings, *,
-                      rescan: bool = False) -> tuple[list[Input], list[str]]:
+def salesforce_inputs(
+    paths: list[str], settings: Settings, *, rescan: bool = False
+) -> tuple[list[Input], list[str]]:
     """The inputs of a Salesforce load, in load order, and notes for the user."""
     export = plan(paths)
     state = ExportState(settings)

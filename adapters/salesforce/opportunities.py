@@ -40,8 +40,9 @@ def sorted_history(table: CsvInput) -> Iterator[tuple[int, int, dict[str, str]]]
                     at = parse_time(row.get("CreatedDate", ""), "CreatedDate")
                 except InvalidFact:
                     at = ""  # the row is refused with its reason when it is converted
-                batch.append((row.get("OpportunityId", ""), at, row.get("Id", ""), line,
-                              orjson.dumps(row)))
+                batch.append(
+                    (row.get("OpportunityId", ""), at, row.get("Id", ""), line, orjson.dumps(row))
+                )
                 if len(batch) >= SORT_BATCH:
                     db.executemany("INSERT INTO h VALUES (?, ?, ?, ?, ?)", batch)
                     batch = []
@@ -64,8 +65,9 @@ class HistoryWalk:
 
     def __call__(self, row: dict[str, str]) -> list[Record | InvalidFact]:
         """The stage and amount changes since the previous snapshot of the same opportunity."""
-        opp, stage, amount = (row.get(c, "").strip() for c in ("OpportunityId", "StageName",
-                                                               "Amount"))
+        opp, stage, amount = (
+            row.get(c, "").strip() for c in ("OpportunityId", "StageName", "Amount")
+        )
         if not opp:
             raise InvalidFact("blank opportunity id", "OpportunityId")
         at = when(row, "CreatedDate", self.state.settings)
@@ -76,19 +78,30 @@ class HistoryWalk:
             self.state.first(opp, "StageName", at, stage)
             self.state.first(opp, "Amount", at, amount)
             return []
-        base = {"occurred_at": at, "source": SOURCE, "actor": actor(row),
-                "opportunity_id": sf_id(opp)}
+        base = {
+            "occurred_at": at,
+            "source": SOURCE,
+            "actor": actor(row),
+            "opportunity_id": sf_id(opp),
+        }
         records: list[Record | InvalidFact] = []
         if stage and stage != previous_stage:
             records.extend(self._stage(base, row["Id"], previous_stage, stage, opp))
         if amount and amount != previous_amount:
-            records.append({**base, "type": "opportunity_amount_changed", "amount": amount,
-                            "currency": row.get("CurrencyIsoCode") or self.state.settings.currency,
-                            "source_id": f"{row['Id']}:amount"})
+            records.append(
+                {
+                    **base,
+                    "type": "opportunity_amount_changed",
+                    "amount": amount,
+                    "currency": row.get("CurrencyIsoCode") or self.state.settings.currency,
+                    "source_id": f"{row['Id']}:amount",
+                }
+            )
         return records
 
-    def _stage(self, base: Record, row_id: str, old: str, new: str,
-               opp: str) -> list[Record | InvalidFact]:
+    def _stage(
+        self, base: Record, row_id: str, old: str, new: str, opp: str
+    ) -> list[Record | InvalidFact]:
         stages = self.state.settings.opportunity_stages
         try:
             to_stage = stages(new, "StageName")
@@ -98,8 +111,15 @@ class HistoryWalk:
             return []
         if to_stage in (WON, LOST):
             self.state.closed_at[opp] = base["occurred_at"]
-        return [{**base, "type": "opportunity_stage_changed", "to_stage": to_stage,
-                 "from_stage": stages.names.get(old), "source_id": f"{row_id}:stage"}]
+        return [
+            {
+                **base,
+                "type": "opportunity_stage_changed",
+                "to_stage": to_stage,
+                "from_stage": stages.names.get(old),
+                "source_id": f"{row_id}:stage",
+            }
+        ]
 
 
 def field_history(row: dict[str, str], state: ExportState) -> list[Record | InvalidFact]:
@@ -112,22 +132,32 @@ def field_history(row: dict[str, str], state: ExportState) -> list[Record | Inva
     at = when(row, "CreatedDate", state.settings)
     old, new = row["OldValue"].strip(), row["NewValue"].strip()
     state.first(opp, name, at, old)
-    base = {"occurred_at": at, "source": SOURCE, "source_id": row["Id"], "actor": actor(row),
-            "opportunity_id": sf_id(opp)}
+    base = {
+        "occurred_at": at,
+        "source": SOURCE,
+        "source_id": row["Id"],
+        "actor": actor(row),
+        "opportunity_id": sf_id(opp),
+    }
     if name == "Amount":
         if not new:
             return []
         currency = row.get("CurrencyIsoCode") or state.settings.currency
-        return [{**base, "type": "opportunity_amount_changed", "amount": new,
-                 "currency": currency}]
+        return [{**base, "type": "opportunity_amount_changed", "amount": new, "currency": currency}]
     stages = state.settings.opportunity_stages
     to_stage = stages(new, "NewValue")
     if to_stage is None:
         return []
     if to_stage in (WON, LOST):
         state.closed_at[opp] = at
-    return [{**base, "type": "opportunity_stage_changed", "to_stage": to_stage,
-             "from_stage": stages.names.get(old)}]
+    return [
+        {
+            **base,
+            "type": "opportunity_stage_changed",
+            "to_stage": to_stage,
+            "from_stage": stages.names.get(old),
+        }
+    ]
 
 
 def opportunity(row: dict[str, str], state: ExportState) -> list[Record | InvalidFact]:
@@ -144,8 +174,10 @@ def opportunity(row: dict[str, str], state: ExportState) -> list[Record | Invali
     kind = row.get("Type", "").strip()
     opportunity_type = settings.opportunity_types.get(kind) if kind else "new"
     if opportunity_type is None:
-        msg = (f"opportunity type {kind!r} is not mapped; add it to the opportunity_types "
-               "table of a --config file (new, expansion or renewal)")
+        msg = (
+            f"opportunity type {kind!r} is not mapped; add it to the opportunity_types "
+            "table of a --config file (new, expansion or renewal)"
+        )
         raise InvalidFact(msg, "Type")
     account = row.get("AccountId", "").strip()
     amount = row.get("Amount", "").strip()
@@ -154,30 +186,53 @@ def opportunity(row: dict[str, str], state: ExportState) -> list[Record | Invali
     leads = state.opportunity_leads.get(opp, [])
     base = {"source": SOURCE, "actor": actor(row), "opportunity_id": sf_id(opp)}
     owner = row.get("OwnerId", "").strip()
-    records: list[Record | InvalidFact] = [{
-        **base, "type": "opportunity_opened", "occurred_at": created,
-        "source_id": f"{opp}:opened", "account_id": sf_id(account or opp),
-        "amount": state.initial.get((opp, "Amount"), ("", amount))[1] or "0",
-        "currency": currency, "opportunity_type": opportunity_type, "stage": stage,
-        "lead_ids": [sf_id(lead) for lead in leads], "owner": sf_id(owner) if owner else None,
-        "expected_close": close_date[:10] or None,
-    }]
+    records: list[Record | InvalidFact] = [
+        {
+            **base,
+            "type": "opportunity_opened",
+            "occurred_at": created,
+            "source_id": f"{opp}:opened",
+            "account_id": sf_id(account or opp),
+            "amount": state.initial.get((opp, "Amount"), ("", amount))[1] or "0",
+            "currency": currency,
+            "opportunity_type": opportunity_type,
+            "stage": stage,
+            "lead_ids": [sf_id(lead) for lead in leads],
+            "owner": sf_id(owner) if owner else None,
+            "expected_close": close_date[:10] or None,
+        }
+    ]
     records += _lead_steps(base, created, leads, opp, "sqo")
     outcome = _outcome(row, state)
     if outcome is None:
         return records
-    closed = state.closed_at.get(opp) or (when(row, "CloseDate", settings) if close_date
-                                          else created)
+    closed = state.closed_at.get(opp) or (
+        when(row, "CloseDate", settings) if close_date else created
+    )
     closed = max(closed, created)
     if outcome == WON:
-        records.append({**base, "type": "opportunity_won", "occurred_at": closed,
-                        "source_id": f"{opp}:won", "amount": amount or "0",
-                        "currency": currency})
+        records.append(
+            {
+                **base,
+                "type": "opportunity_won",
+                "occurred_at": closed,
+                "source_id": f"{opp}:won",
+                "amount": amount or "0",
+                "currency": currency,
+            }
+        )
     else:
         column = settings.loss_reason_column
         reason = (row.get(column, "").strip() if column else "") or row["StageName"]
-        records.append({**base, "type": "opportunity_lost", "occurred_at": closed,
-                        "source_id": f"{opp}:lost", "reason": reason})
+        records.append(
+            {
+                **base,
+                "type": "opportunity_lost",
+                "occurred_at": closed,
+                "source_id": f"{opp}:lost",
+                "reason": reason,
+            }
+        )
     records += _lead_steps(base, closed, leads, opp, "won" if outcome == WON else "lost")
     return records
 
@@ -192,8 +247,18 @@ def _outcome(row: dict[str, str], state: ExportState) -> str | None:
     return stage if stage in (WON, LOST) else None
 
 
-def _lead_steps(base: Record, at: str, leads: list[str], opp: str,
-                stage: str) -> list[Record | InvalidFact]:
-    return [{"type": "stage_changed", "occurred_at": at, "source": SOURCE,
-             "source_id": f"{opp}:lead:{lead}:{stage}", "actor": base["actor"],
-             "lead_id": sf_id(lead), "to_stage": stage} for lead in leads]
+def _lead_steps(
+    base: Record, at: str, leads: list[str], opp: str, stage: str
+) -> list[Record | InvalidFact]:
+    return [
+        {
+            "type": "stage_changed",
+            "occurred_at": at,
+            "source": SOURCE,
+            "source_id": f"{opp}:lead:{lead}:{stage}",
+            "actor": base["actor"],
+            "lead_id": sf_id(lead),
+            "to_stage": stage,
+        }
+        for lead in leads
+    ]

@@ -43,7 +43,7 @@ ID_KIND = {
 }
 
 
-class WindowEnd(Exception):  # noqa: N818 - a signal that ends a story, not an error
+class WindowEnd(Exception):
     """The story reached the end of the window: what would come next has not happened yet."""
 
 
