@@ -33,7 +33,14 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from adapters.nats.errors import StreamUnavailable
-from adapters.nats.jetstream import Connection, connect, describe, ensure_consumer, ensure_stream
+from adapters.nats.jetstream import (
+    Connection,
+    connect,
+    consumer_config,
+    describe,
+    ensure_consumer,
+    ensure_stream,
+)
 from adapters.nats.messages import decode
 from adapters.pipeline import Item, Loader, LoadSummary, RejectsFile
 from ledger.application import Ledger
@@ -100,7 +107,8 @@ Progress = Callable[[StreamSummary], None]
 class Consumer:
     """A durable JetStream pull consumer feeding the ledger (see the module docstring)."""
 
-    def __init__(self, ledger: Ledger, settings: Settings, progress: Progress | None = None) -> None:
+    def __init__(self, ledger: Ledger, settings: Settings,
+                 progress: Progress | None = None) -> None:
         """Consume for ``ledger`` as ``settings`` say; ``progress`` is called after each batch."""
         settings.check()
         self.ledger = ledger
@@ -125,8 +133,9 @@ class Consumer:
         connection = await connect(settings.url)
         try:
             self.stream = await ensure_stream(connection.js, settings.subject, settings.stream)
-            await ensure_consumer(connection.js, self.stream, settings.durable, settings.subject,
-                                  ack_wait=settings.ack_wait, batch_size=settings.batch_size)
+            wanted = consumer_config(settings.durable, settings.subject,
+                                     ack_wait=settings.ack_wait, batch_size=settings.batch_size)
+            await ensure_consumer(connection.js, self.stream, wanted)
             self.summary.input = f"{settings.subject}@{self.stream}"
             subscription = await connection.js.pull_subscribe_bind(
                 durable=settings.durable, stream=self.stream)
@@ -136,7 +145,8 @@ class Consumer:
         return self.summary
 
     async def _consume(self, connection: Connection,
-                       subscription: JetStreamContext.PullSubscription, stop: asyncio.Event) -> None:
+                       subscription: JetStreamContext.PullSubscription,
+                       stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         idle_exit = self.settings.idle_exit
         last_message = loop.time()
@@ -184,17 +194,19 @@ class Consumer:
         """Write the batch's rejects, then record its facts and checkpoint in one transaction.
 
         ``Loader.load`` without a checkpoint key counts and writes the rejected records; the facts
-        go through ``Loader.flush`` with the key, because a keyed ``load`` would skip redelivered
-        messages at or below the checkpoint, which a broker may legitimately redeliver.
-        The rejects are appended to the rejects file before any message is acknowledged.
+        go through ``Loader.flush`` with the checkpoint (the batch's highest stream sequence,
+        rejects included), because a keyed ``load`` would skip messages at or below the
+        checkpoint, which a broker may legitimately redeliver. The rejects reach the rejects file
+        before any message is acknowledged.
         """
+        items = batch.facts + batch.rejected
         rejects = RejectsFile(self.rejects_path)
-        loader = Loader(self.ledger, rejects, batch_size=len(batch.facts) + len(batch.rejected))
+        loader = Loader(self.ledger, rejects, batch_size=len(items))
         try:
             loader.load(batch.rejected, self.summary, None)
             self.summary.read += len(batch.facts)
-            last = batch.facts[-1].position if batch.facts else None
-            loader.flush(batch.facts, self.summary, (self.key, last) if last else None)
+            last = max(item.position for item in items)
+            loader.flush(batch.facts, self.summary, (self.key, last))
         finally:
             rejects.close(resumed=True)
 
@@ -216,7 +228,8 @@ class Consumer:
         except (TimeoutError, nats.errors.Error) as error:
             if connection.client.is_closed:
                 raise connection.lost() from None
-            raise StreamUnavailable(f"cannot read the state of {self.key}: {describe(error)}") from None
+            msg = f"cannot read the state of {self.key}: {describe(error)}"
+            raise StreamUnavailable(msg) from None
         return not info.num_pending and not info.num_ack_pending
 
 
