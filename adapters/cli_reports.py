@@ -11,6 +11,8 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -18,12 +20,24 @@ from rich.progress import Progress, ProgressColumn, Task, TextColumn
 from rich.text import Text
 
 from adapters.render import FORMATS, render
+from projections.credit.models import DEFAULT_HALF_LIFE, MODEL_NAMES, load_model, named_model
+from projections.credit.options import (
+    CREDIT_BY,
+    DEFAULT_LOOKBACK_DAYS,
+    DEFAULT_TYPES,
+    METRICS,
+    CreditOptions,
+    SourcedRule,
+)
 from projections.errors import ReportError
 from projections.periods import KINDS, Calendar, parse_day, parse_moment, zone
 from projections.window import BY_FIELDS, ReportOptions
 
 EXIT_OK = 0
 PROJECTIONS = ("funnel",)
+CREDIT_REPORTS = ("attribution", "spend", "sourced", "revenue")
+SPLIT_CREDIT = ("attribution", "spend")
+FUNNEL_REPORTS = "inventory | flow | conversion | velocity | anomalies"
 
 
 def register(commands: Any) -> None:
@@ -52,11 +66,9 @@ def register(commands: Any) -> None:
     )
     rebuild.set_defaults(handler=rebuild_command)
 
-    report = commands.add_parser(
-        "report", help="inventory, flow, conversion, velocity or anomalies"
-    )
+    report = commands.add_parser("report", help="funnel and credit reports")
     report.add_argument(
-        "kind", metavar="REPORT", help="inventory | flow | conversion | velocity | anomalies"
+        "kind", metavar="REPORT", help=f"{FUNNEL_REPORTS} | {' | '.join(CREDIT_REPORTS)}"
     )
     report.add_argument("--period", default="month", help=f"{' | '.join(KINDS)} (default month)")
     report.add_argument("--from", dest="start", metavar="DATE", help="first day (YYYY-MM-DD)")
@@ -73,7 +85,12 @@ def register(commands: Any) -> None:
         "--compare", action="store_true", help="with --known-at: show then, now and the difference"
     )
     report.add_argument("--stage", metavar="S", help="only this stage")
-    report.add_argument("--by", metavar="FIELD", help=f"split by {' | '.join(BY_FIELDS)}")
+    report.add_argument(
+        "--by",
+        metavar="FIELD",
+        help=f"split by {' | '.join(BY_FIELDS)}; attribution and spend: "
+        f"{' | '.join(CREDIT_BY)} (default campaign)",
+    )
     report.add_argument("--format", default="table", help="table | csv | json")
     report.add_argument(
         "--tz", default="UTC", metavar="ZONE", help="reporting timezone (default UTC)"
@@ -86,7 +103,76 @@ def register(commands: Any) -> None:
     )
     report.add_argument("--basis", default="cohort", help="conversion: cohort | period")
     report.add_argument("--matrix", action="store_true", help="flow: the from->to transitions")
+    add_credit_arguments(report)
+    report.add_argument(
+        "--metric",
+        default="pipeline",
+        help=f"attribution: {' | '.join(METRICS)} (default pipeline)",
+    )
+    report.add_argument(
+        "--target", default="10", metavar="RATIO", help="spend: pipeline-to-spend target (10)"
+    )
+    report.add_argument(
+        "--opp-type",
+        default=",".join(DEFAULT_TYPES),
+        metavar="TYPES",
+        help=f"credit: opportunity types, comma-separated (default {','.join(DEFAULT_TYPES)})",
+    )
+    report.add_argument(
+        "--sales-channels",
+        default="outbound",
+        metavar="CHANNELS",
+        help="sourced: channels that make a deal sales-sourced (default outbound)",
+    )
     report.set_defaults(handler=report_command)
+
+
+def add_credit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The attribution model options, shared by ``report`` and ``audit deal``."""
+    parser.add_argument(
+        "--model", default="linear", help=f"credit: {' | '.join(MODEL_NAMES)} (default linear)"
+    )
+    parser.add_argument(
+        "--lookback",
+        default=str(DEFAULT_LOOKBACK_DAYS),
+        metavar="DAYS",
+        help=f"credit: days of touches before the opportunity opened ({DEFAULT_LOOKBACK_DAYS})",
+    )
+    parser.add_argument(
+        "--half-life",
+        default=str(DEFAULT_HALF_LIFE),
+        metavar="DAYS",
+        help=f"time-decay half-life in days (default {DEFAULT_HALF_LIFE})",
+    )
+    parser.add_argument(
+        "--weights", metavar="FILE", help="custom model weights (.toml or .json; replaces --model)"
+    )
+
+
+def credit_model(args: argparse.Namespace) -> CreditOptions:
+    """The model and lookback of the command line (the other credit options keep defaults)."""
+    model = load_model(Path(args.weights)) if args.weights else named_model(
+        args.model, args.half_life
+    )
+    return CreditOptions(model=model, lookback_days=_integer(args.lookback, "--lookback"))
+
+
+def _credit_options(args: argparse.Namespace) -> CreditOptions:
+    if args.by is not None and args.kind not in SPLIT_CREDIT:
+        raise ReportError(f"report {args.kind} cannot be split --by")
+    try:
+        target = Decimal(args.target)
+    except InvalidOperation:
+        raise ReportError(f"--target: {args.target!r} is not a number") from None
+    return credit_model(args).replace(
+        metric=args.metric,
+        by=args.by or "campaign",
+        target=target,
+        opportunity_types=tuple(t.strip() for t in args.opp_type.split(",") if t.strip()),
+        sourced=SourcedRule(
+            frozenset(c.strip() for c in args.sales_channels.split(",") if c.strip())
+        ),
+    )
 
 
 def _integer(text: str, option: str) -> int:
@@ -100,6 +186,7 @@ def options_from(args: argparse.Namespace) -> ReportOptions:
     """Turn the command line into typed report options (raises ReportError on bad values)."""
     tz = zone(args.tz)
     calendar = Calendar(args.period, tz, _integer(args.fiscal_start, "--fiscal-start"))
+    credit = args.kind in CREDIT_REPORTS
     return ReportOptions(
         calendar=calendar,
         start=parse_day(args.start, "--from") if args.start else None,
@@ -107,10 +194,11 @@ def options_from(args: argparse.Namespace) -> ReportOptions:
         as_of=parse_day(args.as_of, "--as-of") if args.as_of else None,
         known_at=parse_moment(args.known_at, "--known-at", tz) if args.known_at else None,
         stage=args.stage,
-        by=args.by,
+        by=None if credit else args.by,
         within=_integer(args.within, "--within"),
         basis=args.basis,
         matrix=args.matrix,
+        credit=_credit_options(args) if credit else CreditOptions(),
     )
 
 

@@ -13,6 +13,10 @@ from ledger.storage import StoreConfig
 from projections.anomalies import anomalies
 from projections.compare import compare
 from projections.conversion import conversion
+from projections.credit.attribution import attribution
+from projections.credit.revenue import revenue
+from projections.credit.sourced import sourced
+from projections.credit.spend import spend
 from projections.errors import ReportError
 from projections.flow import flow
 from projections.inventory import inventory
@@ -27,6 +31,10 @@ REPORTS: dict[str, Callable[[Reader, Window], Report]] = {
     "conversion": conversion,
     "velocity": velocity,
     "anomalies": anomalies,
+    "attribution": attribution,
+    "spend": spend,
+    "sourced": sourced,
+    "revenue": revenue,
 }
 
 
@@ -43,7 +51,7 @@ class Reports:
         self.reader.close()
 
     def run(self, name: str, options: ReportOptions | None = None) -> Report:
-        """The report called ``name`` (inventory, flow, conversion, velocity, anomalies)."""
+        """The report called ``name`` (one of :data:`REPORTS`)."""
         try:
             build = REPORTS[name]
         except KeyError:

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ledger.application import Ledger
+from ledger.errors import StoreUnavailable
 from projections.database import create_engine
 from projections.schema import TABLES, Tables, tables, tracking_table
 from projections.store import families_of, rederive, store_facts, subject_rows
@@ -82,11 +83,12 @@ class Projection:
     def catch_up(self, progress: Progress = _ignore, stop: threading.Event | None = None) -> int:
         """Apply every ledger fact recorded since the last position; returns how many."""
         self.ensure()
+        self._check_current()
         done = 0
         while stop is None or not stop.is_set():
             with self.writer.begin() as conn:
                 tracked = self._tracked(conn, lock=True)
-                assert tracked is not None  # noqa: S101 - ensure() wrote it
+                assert tracked is not None
                 page = self.ledger.read(tracked[0], self.page)
                 if not page:
                     break
@@ -96,6 +98,15 @@ class Projection:
             done += len(page)
             progress(len(page))
         return done
+
+    def _check_current(self) -> None:
+        """Refuse to follow into tables an older revledger built without some of today's tables."""
+        with self.reader.connect() as conn:
+            present = set(sa.inspect(conn).get_table_names(schema=self.schema))
+        missing = sorted(t.name for t in self.live.by_name.values() if t.name not in present)
+        if missing:
+            msg = f"the projection lacks {', '.join(missing)}; run 'revledger rebuild' once"
+            raise StoreUnavailable(msg)
 
     def follow(
         self, stop: threading.Event, interval: float = 1.0, progress: Progress = _ignore

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, String
 
+from projections.credit.tables import CREDIT_TABLES, define_credit_tables
+
 SHADOW = "__shadow"
-DERIVED = ("stay", "lead", "anomaly", "opp")
+DERIVED = ("stay", "lead", "anomaly", "opp", *CREDIT_TABLES)
 TABLES = ("fact", "family", *DERIVED)
 
 
@@ -114,6 +116,7 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             *_known(),
             ix("opp", "known_to", "valid_from_us"),
         ),
+        **define_credit_tables(metadata, name, ix, _known),
     }
 
 
@@ -125,7 +128,7 @@ class Tables:
     by_name: dict[str, sa.Table]
 
     def __getitem__(self, name: str) -> sa.Table:
-        """The table called ``name`` (fact, family, stay, lead, anomaly, opp)."""
+        """The table called ``name`` (fact, family, stay, lead, anomaly, opp, or a credit table)."""
         return self.by_name[name]
 
 

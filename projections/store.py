@@ -1,9 +1,10 @@
 """Writing the projection: store facts by subject, then re-derive the subjects they touch.
 
-Facts about leads and opportunities (and every correction of them) are copied into ``rl_fact``
-and indexed by subject in ``rl_family``, so that a subject's whole history can be re-read in
-one query; its derived rows are then replaced by :func:`projections.history.known_rows`, a pure
-function of that history. Rebuild and incremental catch-up therefore give the same tables.
+Facts about leads, opportunities, campaigns and accounts (and every correction of them) are copied
+into ``rl_fact`` and indexed by subject in ``rl_family``, so that a subject's whole history can be
+re-read in one query; its derived rows are then replaced by :func:`projections.history.known_rows`
+(funnel tables) and :func:`projections.credit.derive.credit_rows` (credit tables), pure functions
+of that history. Rebuild and incremental catch-up therefore give the same tables.
 """
 
 from __future__ import annotations
@@ -19,20 +20,27 @@ from eventsourcing.persistence import StoredEvent
 from ledger.codec import FactMapper
 from ledger.events import Fact
 from projections.corrections import Family, is_correction, moved_to, target_of
-from projections.history import SUBJECT_KINDS, known_rows
+from projections.credit import tables as credit_tables
+from projections.credit.derive import CREDIT_KINDS, TABLES_BY_KIND, credit_rows
+from projections.history import DERIVERS, SUBJECT_KINDS, known_rows
 from projections.periods import to_us
 from projections.schema import Tables
 
 Subject = tuple[str, str]  # (kind, subject id)
 CHUNK = 400
-DERIVED_BY_KIND = {"lead": ("stay", "lead", "anomaly"), "opp": ("opp",)}
+STORED_KINDS = {**SUBJECT_KINDS, **CREDIT_KINDS}  # subject field -> kind of the facts kept
+FUNNEL_BY_KIND = {"lead": ("stay", "lead", "anomaly"), "opp": ("opp",)}
+DERIVED_BY_KIND = {
+    kind: (*FUNNEL_BY_KIND.get(kind, ()), *credit) for kind, credit in TABLES_BY_KIND.items()
+}
 SUBJECT_COLUMN = {
     "stay": "lead_id",
     "lead": "lead_id",
     "anomaly": "lead_id",
     "opp": "opportunity_id",
+    **credit_tables.SUBJECT_COLUMN,
 }
-FIELD_OF_KIND = {kind: name for name, kind in SUBJECT_KINDS.items()}
+FIELD_OF_KIND = {kind: name for name, kind in STORED_KINDS.items()}
 MAPPER = FactMapper()
 
 
@@ -52,13 +60,13 @@ def store_facts(conn: sa.Connection, t: Tables, facts: Iterable[Fact]) -> set[Su
             target = target_of(fact)
             found = roots.get(target) or _root_in_store(conn, t, target)
             if found is None:
-                continue  # corrects a fact no projection uses (an account, a campaign)
+                continue  # corrects a fact no projection uses
             root, kind = found
             subjects = _family_subjects(conn, t, root, kind, family_rows)
             subjects |= moved_to(fact, FIELD_OF_KIND[kind])  # an amendment can move the fact
             family_rows.update((root, kind, subject) for subject in subjects)
         else:
-            kind = SUBJECT_KINDS.get(fact.subject_field, "")
+            kind = STORED_KINDS.get(fact.subject_field, "")
             if not kind:
                 continue
             root = fact.id.hex
@@ -144,11 +152,13 @@ def families_of(rows: Iterable[Any]) -> list[Family]:
 def subject_rows(
     kind: str, subject: str, families: list[Family]
 ) -> dict[str, list[dict[str, Any]]]:
-    """The derived rows of one subject, as insertable dicts per table."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for table, rows in known_rows(families, kind, subject).items():
-        out[table] = [_as_dict(table, subject, row) for row in rows]
-    return out
+    """The derived rows of one subject (funnel and credit tables), as insertable dicts per table."""
+    derived = credit_rows(families, kind, subject)
+    if kind in DERIVERS:
+        derived.update(known_rows(families, kind, subject))
+    return {
+        table: [_as_dict(table, subject, row) for row in rows] for table, rows in derived.items()
+    }
 
 
 COLUMNS = {
@@ -166,6 +176,7 @@ COLUMNS = {
     "lead": ("first_contact_us", "lead_source", "segment", "country", "owner", "channel"),
     "anomaly": ("seq", "at_us", "kind", "stage", "detail", "source", "source_id"),
     "opp": ("seq", "stage", "amount_units", "currency", "is_open", "valid_from_us", "valid_to_us"),
+    **credit_tables.COLUMNS,
 }
 
 

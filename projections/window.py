@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 
+from projections.credit.options import CreditOptions
 from projections.errors import ReportError
 from projections.periods import FOREVER, Calendar, Period, midnight, to_us
 from projections.stages import check_stage
@@ -25,7 +26,7 @@ PERIODS_PER_QUERY = 200
 
 @dataclass(frozen=True)
 class ReportOptions:
-    """Everything a report can be asked (the CLI's options, typed)."""
+    """Everything a report can be asked (the CLI's options, typed); ``credit``: credit reports."""
 
     calendar: Calendar = field(default_factory=Calendar)
     start: date | None = None
@@ -37,6 +38,7 @@ class ReportOptions:
     within: int = 30
     basis: str = "cohort"
     matrix: bool = False
+    credit: CreditOptions = field(default_factory=CreditOptions)
 
     def __post_init__(self) -> None:
         """Refuse unknown stages, fields and bases, and negative windows."""

@@ -1,0 +1,197 @@
+"""Derive the credit tables of one subject from its facts, over ledger time.
+
+The same contract as the funnel's derivers (:mod:`projections.history`): a pure function of the
+subject's families (a fact and its corrections), giving every row with the ledger-time span it was
+known for, so rebuild and incremental catch-up write the same rows. Only the families whose root
+fact feeds a credit table are read (a correction never changes a fact's type), which keeps the
+extra derivation cheap. Column meanings: :mod:`projections.credit.tables`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from ledger.events import Fact
+from projections.corrections import Family, order_key
+from projections.periods import FOREVER, to_us
+
+Row = tuple[Any, ...]
+Deriver = Callable[[Sequence[Fact]], dict[str, set[Row]]]
+
+CREDIT_KINDS = {"campaign_id": "campaign", "account_id": "account"}  # beyond lead and opp
+TABLES_BY_KIND = {
+    "lead": ("touch", "contact"),
+    "opp": ("deal", "close"),
+    "campaign": ("campaign", "spend"),
+    "account": ("arr",),
+}
+CLOSES = {"opportunity_won": "won", "opportunity_lost": "lost", "opportunity_reopened": "reopened"}
+ARR_KINDS = {
+    "contract_started": "new",
+    "contract_expanded": "expansion",
+    "contract_contracted": "contraction",
+    "contract_churned": "churn",
+}
+
+
+def _money(value: Any) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def derive_lead_credit(facts: Sequence[Fact]) -> dict[str, set[Row]]:
+    """A lead's touches, and its account, first capture time and lead source (latest values)."""
+    touches: set[Row] = set()
+    contact: dict[str, Any] = {"account_id": None, "captured_us": None, "lead_source": None}
+    known = False
+    for fact in facts:
+        at = to_us(fact.occurred_at)
+        values = vars(fact)
+        if fact.type_name == "touch_recorded":
+            touches.add(
+                (
+                    fact.source,
+                    fact.source_id,
+                    at,
+                    values["channel"],
+                    values.get("campaign_id"),
+                    values["touch_type"],
+                )
+            )
+            continue
+        known = True
+        if fact.type_name == "lead_captured":
+            first = contact["captured_us"]
+            contact["captured_us"] = at if first is None else min(first, at)
+        attributes = values.get("attributes") or {}
+        for name in ("account_id", "lead_source"):
+            value = values.get(name) or attributes.get(name)
+            if value not in (None, ""):
+                contact[name] = str(value)
+    rows: dict[str, set[Row]] = {"touch": touches}
+    if known:
+        rows["contact"] = {(contact["account_id"], contact["captured_us"], contact["lead_source"])}
+    return rows
+
+
+def derive_opp_credit(facts: Sequence[Fact]) -> dict[str, set[Row]]:
+    """An opportunity's creation (its first ``opportunity_opened``) and its closes after it."""
+    deal: Row | None = None
+    closes: list[Row] = []
+    for fact in facts:
+        values = vars(fact)
+        if fact.type_name == "opportunity_opened" and deal is None:
+            deal = (
+                values["account_id"],
+                values["opportunity_type"],
+                to_us(fact.occurred_at),
+                _money(values["amount"]),
+                values["currency"],
+                orjson.dumps(list(values.get("lead_ids") or ())).decode(),
+                orjson.dumps(list(values.get("contact_ids") or ())).decode(),
+            )
+        elif deal is not None and fact.type_name in CLOSES:
+            closes.append(
+                (
+                    len(closes),
+                    to_us(fact.occurred_at),
+                    CLOSES[fact.type_name],
+                    _money(values.get("amount")),
+                    values.get("currency"),
+                    fact.source,
+                    fact.source_id,
+                )
+            )
+    if deal is None:
+        return {}
+    return {"deal": {deal}, "close": set(closes)}
+
+
+def derive_campaign(facts: Sequence[Fact]) -> dict[str, set[Row]]:
+    """A campaign's name and channel (latest ``campaign_created``) and its spend records."""
+    campaign: set[Row] = set()
+    spend: set[Row] = set()
+    for fact in facts:
+        values = vars(fact)
+        if fact.type_name == "campaign_created":
+            campaign = {(values["name"], values["channel"], values.get("campaign_type"))}
+        elif fact.type_name == "campaign_spend_recorded":
+            spend.add(
+                (
+                    fact.source,
+                    fact.source_id,
+                    to_us(fact.occurred_at),
+                    _money(values["amount"]),
+                    values["currency"],
+                    values["period_start"].isoformat(),
+                    values["period_end"].isoformat(),
+                )
+            )
+    return {"campaign": campaign, "spend": spend}
+
+
+def derive_account(facts: Sequence[Fact]) -> dict[str, set[Row]]:
+    """An account's recurring-revenue movements: new, expansion, contraction, churn."""
+    rows: set[Row] = set()
+    for fact in facts:
+        kind = ARR_KINDS.get(fact.type_name)
+        if kind is None:
+            continue
+        values = vars(fact)
+        rows.add(
+            (
+                fact.source,
+                fact.source_id,
+                to_us(fact.occurred_at),
+                kind,
+                _money(values["arr"] if kind == "new" else values["amount"]),
+                values["currency"],
+                values["contract_id"],
+                values.get("opportunity_id"),
+            )
+        )
+    return {"arr": rows}
+
+
+DERIVERS: dict[str, Deriver] = {
+    "lead": derive_lead_credit,
+    "opp": derive_opp_credit,
+    "campaign": derive_campaign,
+    "account": derive_account,
+}
+FEEDS = {
+    "lead": frozenset({"touch_recorded", "lead_captured", "lead_updated"}),
+    "opp": frozenset({"opportunity_opened", *CLOSES}),
+    "campaign": frozenset({"campaign_created", "campaign_spend_recorded"}),
+    "account": frozenset(ARR_KINDS),
+}
+
+
+def credit_rows(families: Iterable[Family], kind: str, subject: str) -> dict[str, list[Row]]:
+    """Every credit row of ``subject`` over ledger time, with (known_from, known_to) appended."""
+    feeds = FEEDS[kind]
+    wanted = [family for family in families if family.root.type_name in feeds]
+    times = sorted(
+        {to_us(f.recorded_at) for family in wanted for f in (family.root, *family.corrections)}
+    )
+    opened: dict[str, dict[Row, int]] = {}
+    out: dict[str, list[Row]] = {}
+    for known_at in times:
+        facts = [
+            fact
+            for family in wanted
+            if (fact := family.effective(known_at)) is not None and fact.subject == subject
+        ]
+        derived = DERIVERS[kind](sorted(facts, key=order_key)) if facts else {}
+        for table in derived.keys() | opened.keys():
+            now = derived.get(table, set())
+            live = opened.setdefault(table, {})
+            for row in [row for row in live if row not in now]:
+                out.setdefault(table, []).append((*row, live.pop(row), known_at))
+            for row in now:
+                live.setdefault(row, known_at)
+    for table, live in opened.items():
+        out.setdefault(table, []).extend((*row, since, FOREVER) for row, since in live.items())
+    return out
