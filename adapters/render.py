@@ -17,7 +17,10 @@ from projections.report import Report
 FORMATS = ("table", "csv", "json")
 
 
-def _cell(value: Any) -> str:
+PERCENT_WORDS = ("rate", "share", "percent")
+
+
+def _cell(value: Any, column: str = "") -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
@@ -25,7 +28,8 @@ def _cell(value: Any) -> str:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, float):
-        return f"{value:.1%}" if -1 <= value <= 1 else f"{value:,.1f}"
+        percent = any(word in column.lower() for word in PERCENT_WORDS)
+        return f"{value:.1%}" if percent else f"{value:,.1f}"
     if isinstance(value, Decimal):
         return f"{value:,.2f}"
     if isinstance(value, int):
@@ -53,7 +57,7 @@ def render(report: Report, fmt: str = "table", out: IO[str] | None = None) -> No
             )
             table.add_column(name, justify="right" if numeric else "left")
         for row in report.rows:
-            table.add_row(*(_cell(v) for v in row))
+            table.add_row(*(_cell(v, c) for v, c in zip(row, report.columns, strict=True)))
         terminal = Console()
         # A terminal gets its own width; a pipe or file gets room for the widest report.
         console = Console(file=out, width=terminal.width if terminal.is_terminal else 160)

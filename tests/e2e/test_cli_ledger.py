@@ -91,7 +91,11 @@ def test_killed_ingest_resumes_after_its_last_committed_batch(
 
 
 def position(db_url: str) -> int:
-    """How many events the ledger holds (0 while it is being created)."""
+    """How many events the ledger holds (0 while it is being created).
+
+    Counted, not read from the newest notification id: on PostgreSQL a transaction killed
+    mid-insert leaves a gap in the id sequence.
+    """
     from ledger.application import open_ledger  # noqa: PLC0415
     from ledger.errors import StoreUnavailable  # noqa: PLC0415
 
@@ -100,7 +104,7 @@ def position(db_url: str) -> int:
     except StoreUnavailable:
         return 0
     try:
-        return ledger.position()
+        return sum(1 for _ in ledger.facts())
     finally:
         ledger.close()
 
@@ -146,7 +150,10 @@ def test_concurrent_ingest_into_postgres_loses_and_duplicates_nothing(
     pg_url: str, funnel: Path, tmp_path: Path
 ) -> None:
     """Two processes ingesting overlapping files at once record each fact exactly once."""
-    lines = funnel.read_bytes().splitlines(keepends=True)
+    # Corrections are left out: one whose target sits only in the other file would be rejected
+    # or not depending on which process commits first, and that is not what this test is about.
+    lines = [line for line in funnel.read_bytes().splitlines(keepends=True)
+             if b'"fact_retracted"' not in line and b'"fact_amended"' not in line]
     half = len(lines) // 2
     part_a, part_b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     part_a.write_bytes(b"".join(lines[: half + 200]))  # the middle 400 lines are in both files
