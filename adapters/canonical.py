@@ -84,7 +84,9 @@ def read_items(path: str, lines: IO[bytes]) -> Iterator[Item]:
             yield Item(number, reject=reject)
             continue
         try:
-            yield Item(number, fact=parse_fact(record), text=partial(_text, line))
+            fact = parse_fact(record)
+            restored = isinstance(record, dict) and record.get("recorded_at") is not None
+            yield Item(number, fact=fact, text=partial(_text, line), restored=restored)
         except InvalidFact as error:
             reject = Reject(f"{name}:{number}", error.field, error.reason, _text(line))
             yield Item(number, reject=reject)

@@ -10,16 +10,21 @@ tracking record). So:
 - re-running the same load skips what the checkpoint covers and continues after it;
 - anything recorded twice anyway (an overlapping export, a redelivered message) is a duplicate.
 
+Facts are stamped with one ledger time per batch (the batch is committed, and so known, at
+once), except facts restored from an export, which keep their own ``recorded_at``.
+
 Rejected items never stop a load: each is written with its location, field and reason to the
 rejects file, and counted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -54,6 +59,7 @@ class Item:
     fact: Fact | None = None
     reject: Reject | None = None
     text: Callable[[], str] | None = None  # the raw record, for a correction rejected later
+    restored: bool = False  # the record carried its own recorded_at (a restored export)
 
 
 @dataclass
@@ -172,6 +178,7 @@ class Loader:
         """Record one batch (and the checkpoint) in one transaction."""
         accepted: list[Fact] = []
         earlier: dict[Any, Fact] = {}
+        stamp = datetime.now(UTC)  # a batch is committed at once, so it is known at once
         for item in batch:
             assert item.fact is not None
             try:
@@ -183,8 +190,9 @@ class Loader:
                     summary,
                 )
                 continue
-            accepted.append(item.fact)
-            earlier[item.fact.id] = item.fact
+            fact = item.fact if item.restored else dataclasses.replace(item.fact, timestamp=stamp)
+            accepted.append(fact)
+            earlier[fact.id] = fact
         result = self.ledger.record(accepted, checkpoint=checkpoint)
         summary.recorded += len(result.recorded)
         summary.duplicates += len(result.duplicates)

@@ -73,6 +73,7 @@ def decode(msg: Msg) -> Iterator[Item]:
             yield Item(seq, reject=Reject(here, None, not_json, text))
             continue
         try:
-            yield Item(seq, fact=parse_fact(record), text=_later(text))
+            restored = isinstance(record, dict) and record.get("recorded_at") is not None
+            yield Item(seq, fact=parse_fact(record), text=_later(text), restored=restored)
         except InvalidFact as error:
             yield Item(seq, reject=Reject(here, error.field, error.reason, text))

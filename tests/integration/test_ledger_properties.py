@@ -54,3 +54,27 @@ def test_rejects_after_the_last_fact_are_covered_by_the_checkpoint(sqlite_url: s
     assert (second.read, second.skipped, second.rejected) == (0, 2, 0)
     assert len(rejects.read_text().splitlines()) == 1
     ledger.close()
+
+
+def test_a_loaded_batch_is_known_at_one_ledger_time(sqlite_url: str, tmp_path: Path) -> None:
+    """Facts committed together share one recorded_at; restored facts keep their own."""
+    from adapters.canonical import ingest_files  # noqa: PLC0415
+
+    lines = [
+        '{"type":"stage_changed","occurred_at":"2025-01-01T00:00:00Z","source":"t",'
+        f'"source_id":"s{i}","actor":"a","lead_id":"L1","to_stage":"mql"}}'
+        for i in range(5)
+    ]
+    lines.append(
+        '{"type":"stage_changed","occurred_at":"2025-01-01T00:00:00Z","source":"t",'
+        '"source_id":"old","actor":"a","lead_id":"L1","to_stage":"sal",'
+        '"recorded_at":"2025-02-01T00:00:00Z"}'
+    )
+    source = tmp_path / "batch.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    ledger = open_ledger(sqlite_url)
+    ingest_files(ledger, [str(source)], rejects_path=tmp_path / "r.jsonl", batch_size=100)
+    stamps = {f.source_id: f.recorded_at for _, f in ledger.facts()}
+    assert len({stamps[f"s{i}"] for i in range(5)}) == 1
+    assert stamps["old"].isoformat() == "2025-02-01T00:00:00+00:00"
+    ledger.close()
