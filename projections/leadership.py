@@ -1,8 +1,9 @@
 """The leadership report: the one page the CMO and CRO read together.
 
-It composes the funnel reports (docs/metrics.md) into a few pivoted tables that read well in a
-terminal: stage inventory at each month end with open pipeline value, last month's flow per
-stage, next-step cohort conversion, and median time in stage. Every number is the same one the
+It composes the funnel and credit reports (docs/metrics.md, docs/credit.md) into a few tables
+that read well in a terminal: stage inventory at each month end with open pipeline value, last
+month's flow per stage, next-step cohort conversion, median time in stage, revenue per quarter,
+and pipeline-to-spend per channel. Every number is the same one the
 individual reports give; nothing here computes a metric of its own.
 """
 
@@ -110,12 +111,10 @@ def conversion_summary(reports: Reports, options: ReportOptions, start: date, en
 
 def velocity_summary(reports: Reports, options: ReportOptions, as_of: date) -> Report:
     """Median and p90 days in each pipeline stage, and the sales cycle, in the last full quarter."""
-    quarter = Calendar("quarter")
-    end = as_of
-    if quarter.first_day(as_of + timedelta(days=1)) == quarter.first_day(as_of):
-        end = quarter.first_day(as_of) - timedelta(days=1)  # the quarter is not over yet
-    start = quarter.first_day(end)
-    source = reports.run("velocity", options.replace(start=start, end=end, calendar=quarter))
+    start, end = last_full_quarter(as_of)
+    source = reports.run(
+        "velocity", options.replace(start=start, end=end, calendar=Calendar("quarter"))
+    )
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for row in source.records():
         if row["measure"] in {"time_in_stage", "sales_cycle"} and (
@@ -133,6 +132,53 @@ def velocity_summary(reports: Reports, options: ReportOptions, as_of: date) -> R
     return report
 
 
+def last_full_quarter(as_of: date) -> tuple[date, date]:
+    """The first and last day of the last calendar quarter that is over on ``as_of``."""
+    quarter = Calendar("quarter")
+    end = as_of
+    if quarter.first_day(as_of + timedelta(days=1)) == quarter.first_day(as_of):
+        end = quarter.first_day(as_of) - timedelta(days=1)
+    return quarter.first_day(end), end
+
+
+def revenue_summary(reports: Reports, options: ReportOptions, as_of: date) -> Report:
+    """Bookings, net new ARR, win rate, deal size, cycle and pipeline velocity per quarter."""
+    start = _months_back(as_of, 12)
+    source = reports.run(
+        "revenue", options.replace(start=start, end=as_of, calendar=Calendar("quarter"))
+    )
+    columns = ["quarter", "currency", "bookings", "net new ARR", "won", "win rate",
+               "avg deal size", "cycle days", "pipeline velocity/day"]
+    report = Report(title="Revenue per quarter (new business: win rate, size, cycle)",
+                    columns=columns)
+    for row in source.records():
+        bookings = row["bookings_new"] + row["bookings_expansion"] + row["bookings_renewal"]
+        report.rows.append([row["period"], row["currency"], bookings, row["net_new_arr"],
+                            row["won"], row["win_rate"], row["avg_deal_size"],
+                            row["cycle_days"], row["pipeline_velocity"]])
+    report.notes.append("net new ARR = new + expansion − contraction − churn (docs/credit.md)")
+    return report
+
+
+def spend_summary(reports: Reports, options: ReportOptions, as_of: date) -> Report:
+    """Pipeline-to-spend per channel in the last full quarter, against the 10× target."""
+    start, end = last_full_quarter(as_of)
+    source = reports.run(
+        "spend",
+        options.replace(start=start, end=end, calendar=Calendar("quarter"),
+                        credit=options.credit.replace(by="channel")),
+    )
+    report = Report(
+        title=f"Marketing programs {start:%b}–{end:%b %Y}: pipeline-to-spend by channel "
+        f"({options.credit.model.name} attribution)",
+        columns=["channel", "currency", "spend", "pipeline", "pipeline/spend", "target"],
+    )
+    for row in source.records():
+        report.rows.append([row["channel"], row["currency"], row["spend"], row["pipeline"],
+                            row["pipeline_to_spend"], row["target"]])
+    return report
+
+
 def _rank(key: tuple[str, str]) -> tuple[int, int]:
     measure, stage = key
     return (measure == "sales_cycle", ORDER.index(stage) if stage in ORDER else len(ORDER))
@@ -143,7 +189,7 @@ def _month_end(first: date) -> date:
 
 
 def leadership(reports: Reports, as_of: date, options: ReportOptions | None = None) -> list[Report]:
-    """The leadership page as of a business date: inventory, flow, conversion, velocity."""
+    """The leadership page as of a business date: funnel, velocity, revenue, program credit."""
     options = (options or ReportOptions()).replace(as_of=as_of)
     last_full_month = _months_back(as_of, 2) if as_of != _month_end(as_of) else as_of.replace(day=1)
     start = _months_back(as_of, MONTHS)
@@ -154,4 +200,6 @@ def leadership(reports: Reports, as_of: date, options: ReportOptions | None = No
             reports, options, _months_back(as_of, 9), _month_end(_months_back(as_of, 4))
         ),
         velocity_summary(reports, options, as_of),
+        revenue_summary(reports, options, as_of),
+        spend_summary(reports, options, as_of),
     ]

@@ -66,3 +66,22 @@ def test_velocity_uses_the_last_complete_quarter(reports: Reports) -> None:
     """As of 31 October the quarter is not over, so velocity covers July–September."""
     velocity = leadership(reports, AS_OF)[3]
     assert "Jul–Sep 2025" in velocity.title
+
+
+def test_revenue_section_adds_bookings_by_type(reports: Reports) -> None:
+    """Bookings on the page are the revenue report's new + expansion + renewal bookings."""
+    page = leadership(reports, AS_OF)[4]
+    assert page.rows
+    for row in page.records():
+        assert row["bookings"] >= 0
+        if row["win rate"] is not None:
+            assert 0 <= row["win rate"] <= 1
+
+
+def test_spend_section_ratio_is_pipeline_over_spend(reports: Reports) -> None:
+    """Each channel's ratio is its credited pipeline divided by its spend."""
+    page = leadership(reports, AS_OF)[5]
+    assert page.rows
+    for row in page.records():
+        if row["spend"]:
+            assert abs(row["pipeline/spend"] - row["pipeline"] / row["spend"]) < 0.01
