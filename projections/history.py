@@ -26,8 +26,11 @@ SUBJECT_KINDS = {"lead_id": "lead", "opportunity_id": "opp"}
 
 def known_rows(families: Iterable[Family], kind: str, subject: str) -> dict[str, list[Row]]:
     """Every row derived for ``subject`` over ledger time, with (known_from, known_to) appended."""
-    families = list(families)
-    derive = DERIVERS[kind]
+    return versioned_rows(list(families), DERIVERS[kind], subject)
+
+
+def versioned_rows(families: list[Family], derive: Deriver, subject: str) -> dict[str, list[Row]]:
+    """Derive ``subject`` at each ledger time its facts changed; version the rows that result."""
     times = sorted(
         {to_us(f.recorded_at) for family in families for f in (family.root, *family.corrections)}
     )

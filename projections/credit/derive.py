@@ -15,8 +15,9 @@ from typing import Any
 import orjson
 
 from ledger.events import Fact
-from projections.corrections import Family, order_key
-from projections.periods import FOREVER, to_us
+from projections.corrections import Family
+from projections.history import versioned_rows
+from projections.periods import to_us
 
 Row = tuple[Any, ...]
 Deriver = Callable[[Sequence[Fact]], dict[str, set[Row]]]
@@ -173,25 +174,4 @@ def credit_rows(families: Iterable[Family], kind: str, subject: str) -> dict[str
     """Every credit row of ``subject`` over ledger time, with (known_from, known_to) appended."""
     feeds = FEEDS[kind]
     wanted = [family for family in families if family.root.type_name in feeds]
-    times = sorted(
-        {to_us(f.recorded_at) for family in wanted for f in (family.root, *family.corrections)}
-    )
-    opened: dict[str, dict[Row, int]] = {}
-    out: dict[str, list[Row]] = {}
-    for known_at in times:
-        facts = [
-            fact
-            for family in wanted
-            if (fact := family.effective(known_at)) is not None and fact.subject == subject
-        ]
-        derived = DERIVERS[kind](sorted(facts, key=order_key)) if facts else {}
-        for table in derived.keys() | opened.keys():
-            now = derived.get(table, set())
-            live = opened.setdefault(table, {})
-            for row in [row for row in live if row not in now]:
-                out.setdefault(table, []).append((*row, live.pop(row), known_at))
-            for row in now:
-                live.setdefault(row, known_at)
-    for table, live in opened.items():
-        out.setdefault(table, []).extend((*row, since, FOREVER) for row, since in live.items())
-    return out
+    return versioned_rows(wanted, DERIVERS[kind], subject)
