@@ -41,18 +41,7 @@ def register(commands: Commands[argparse.ArgumentParser]) -> None:
 
     ingest = commands.add_parser("ingest", help="record canonical JSONL events (docs/events.md)")
     ingest.add_argument("files", nargs="+", metavar="FILE", help="JSONL file(s); .gz ok; - = stdin")
-    ingest.add_argument(
-        "--rejects",
-        metavar="PATH",
-        help="where rejected lines go (default: ./<first file>.rejects.jsonl)",
-    )
-    ingest.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N")
-    ingest.add_argument(
-        "--rescan",
-        action="store_true",
-        help="read files from the start even if a checkpoint says they were loaded",
-    )
-    ingest.add_argument("--format", choices=FORMATS, default="table")
+    add_load_options(ingest)
     ingest.set_defaults(handler=cmd_ingest)
 
     export = commands.add_parser("export", help="write every event as canonical JSONL")
@@ -97,6 +86,22 @@ def register(commands: Commands[argparse.ArgumentParser]) -> None:
     demo.add_argument("--leads", type=int, default=20_000, metavar="N")
     demo.add_argument("--seed", type=int, default=7, metavar="S")
     demo.set_defaults(handler=cmd_demo)
+
+
+def add_load_options(parser: argparse.ArgumentParser) -> None:
+    """The options every load command shares: rejects file, batch size, rescan, format."""
+    parser.add_argument(
+        "--rejects",
+        metavar="PATH",
+        help="where rejected records go (default: ./<first input>.rejects.jsonl)",
+    )
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N")
+    parser.add_argument(
+        "--rescan",
+        action="store_true",
+        help="read inputs from the start even if a checkpoint says they were loaded",
+    )
+    parser.add_argument("--format", choices=FORMATS, default="table")
 
 
 def _progress(ctx: Context) -> Progress:

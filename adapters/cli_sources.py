@@ -15,31 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from adapters.cli_ledger import render_load
+from adapters.cli_ledger import add_load_options, render_load
 from adapters.files import Input, load_inputs
-from adapters.pipeline import BATCH_SIZE, LoadSummary
-from adapters.render import FORMATS
+from adapters.pipeline import LoadSummary
 from ledger.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from adapters.cli import Context
 
 Commands = argparse._SubParsersAction  # noqa: SLF001 - argparse exposes no public name
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--rejects",
-        metavar="PATH",
-        help="where rejected records go (default: ./<first input>.rejects.jsonl)",
-    )
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N")
-    parser.add_argument(
-        "--rescan",
-        action="store_true",
-        help="read inputs from the start even if a checkpoint says they were loaded",
-    )
-    parser.add_argument("--format", choices=FORMATS, default="table")
 
 
 def register(commands: Commands[argparse.ArgumentParser]) -> None:
@@ -52,7 +36,7 @@ def register(commands: Commands[argparse.ArgumentParser]) -> None:
     )
     mapping.add_argument("--mapping", required=True, metavar="FILE", help="the TOML mapping")
     mapping.add_argument("inputs", nargs="+", metavar="INPUT", help="CSV or JSONL file(s)")
-    _common(mapping)
+    add_load_options(mapping)
     mapping.set_defaults(handler=cmd_mapping)
 
     salesforce = sources.add_parser(
@@ -64,7 +48,7 @@ def register(commands: Commands[argparse.ArgumentParser]) -> None:
         metavar="FILE",
         help="TOML overriding the stage, type and channel maps, currency and timezone",
     )
-    _common(salesforce)
+    add_load_options(salesforce)
     salesforce.set_defaults(handler=cmd_salesforce)
 
     hubspot = sources.add_parser(
@@ -76,7 +60,7 @@ def register(commands: Commands[argparse.ArgumentParser]) -> None:
         metavar="FILE",
         help="TOML overriding the lifecycle and deal stage maps, deal types and currency",
     )
-    _common(hubspot)
+    add_load_options(hubspot)
     hubspot.set_defaults(handler=cmd_hubspot)
 
 
