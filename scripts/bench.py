@@ -57,6 +57,10 @@ REPORTS = [
     ("conversion", {"basis": "period"}),
     ("velocity", {}),
     ("anomalies", {}),
+    ("attribution", {}),
+    ("spend", {}),
+    ("sourced", {}),
+    ("revenue", {}),
 ]
 
 
