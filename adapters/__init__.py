@@ -1,0 +1,1 @@
+"""Sources and entry points: the canonical JSONL format, CRM exports, streams, the CLI."""

@@ -151,8 +151,8 @@ def add_credit_arguments(parser: argparse.ArgumentParser) -> None:
 
 def credit_model(args: argparse.Namespace) -> CreditOptions:
     """The model and lookback of the command line (the other credit options keep defaults)."""
-    model = load_model(Path(args.weights)) if args.weights else named_model(
-        args.model, args.half_life
+    model = (
+        load_model(Path(args.weights)) if args.weights else named_model(args.model, args.half_life)
     )
     return CreditOptions(model=model, lookback_days=_integer(args.lookback, "--lookback"))
 

@@ -1,0 +1,1 @@
+"""Read models rebuilt from the ledger, and the reports over them (docs/metrics.md)."""

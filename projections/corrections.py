@@ -33,7 +33,7 @@ def is_correction(fact: Fact) -> bool:
 
 def target_of(fact: Fact) -> uuid.UUID:
     """The id of the fact a correction names."""
-    assert isinstance(fact, (FactRetracted, FactAmended))  # noqa: S101 - callers check first
+    assert isinstance(fact, (FactRetracted, FactAmended))
     return fact_id(fact.target_source, fact.target_source_id)
 
 
@@ -88,7 +88,7 @@ def _resolve(fact: Fact, children: dict[uuid.UUID, list[Fact]], known_at: int) -
             continue
         if isinstance(effective, FactRetracted):
             return None
-        assert isinstance(effective, FactAmended)  # noqa: S101 - children are corrections
+        assert isinstance(effective, FactAmended)
         try:
             current = parse_fact({**fact_to_record(current), **effective.changes})
         except InvalidFact:

@@ -53,7 +53,8 @@ def inventory(reader: Reader, window: Window) -> Report:
     """Leads per stage at every period end, and open opportunities per stage (count and value)."""
     counts = lead_inventory(reader, window)
     by = window.options.by
-    stages = stage_order({s for _, _, s in counts} | ({window.options.stage} - {None}))
+    asked = {window.options.stage} if window.options.stage else set()
+    stages = stage_order({s for _, _, s in counts} | asked)
     groups = sorted({g for _, g, _ in counts}) or [""]
     columns = [
         "period",

@@ -147,15 +147,35 @@ def revenue_summary(reports: Reports, options: ReportOptions, as_of: date) -> Re
     source = reports.run(
         "revenue", options.replace(start=start, end=as_of, calendar=Calendar("quarter"))
     )
-    columns = ["quarter", "currency", "bookings", "net new ARR", "won", "win rate",
-               "avg deal size", "cycle days", "pipeline velocity/day"]
-    report = Report(title="Revenue per quarter (new business: win rate, size, cycle)",
-                    columns=columns)
+    columns = [
+        "quarter",
+        "currency",
+        "bookings",
+        "net new ARR",
+        "won",
+        "win rate",
+        "avg deal size",
+        "cycle days",
+        "pipeline velocity/day",
+    ]
+    report = Report(
+        title="Revenue per quarter (new business: win rate, size, cycle)", columns=columns
+    )
     for row in source.records():
         bookings = row["bookings_new"] + row["bookings_expansion"] + row["bookings_renewal"]
-        report.rows.append([row["period"], row["currency"], bookings, row["net_new_arr"],
-                            row["won"], row["win_rate"], row["avg_deal_size"],
-                            row["cycle_days"], row["pipeline_velocity"]])
+        report.rows.append(
+            [
+                row["period"],
+                row["currency"],
+                bookings,
+                row["net_new_arr"],
+                row["won"],
+                row["win_rate"],
+                row["avg_deal_size"],
+                row["cycle_days"],
+                row["pipeline_velocity"],
+            ]
+        )
     report.notes.append("net new ARR = new + expansion − contraction − churn (docs/credit.md)")
     return report
 
@@ -165,8 +185,12 @@ def spend_summary(reports: Reports, options: ReportOptions, as_of: date) -> Repo
     start, end = last_full_quarter(as_of)
     source = reports.run(
         "spend",
-        options.replace(start=start, end=end, calendar=Calendar("quarter"),
-                        credit=options.credit.replace(by="channel")),
+        options.replace(
+            start=start,
+            end=end,
+            calendar=Calendar("quarter"),
+            credit=options.credit.replace(by="channel"),
+        ),
     )
     report = Report(
         title=f"Marketing programs {start:%b}–{end:%b %Y}: pipeline-to-spend by channel "
@@ -174,8 +198,16 @@ def spend_summary(reports: Reports, options: ReportOptions, as_of: date) -> Repo
         columns=["channel", "currency", "spend", "pipeline", "pipeline/spend", "target"],
     )
     for row in source.records():
-        report.rows.append([row["channel"], row["currency"], row["spend"], row["pipeline"],
-                            row["pipeline_to_spend"], row["target"]])
+        report.rows.append(
+            [
+                row["channel"],
+                row["currency"],
+                row["spend"],
+                row["pipeline"],
+                row["pipeline_to_spend"],
+                row["target"],
+            ]
+        )
     return report
 
 

@@ -154,7 +154,8 @@ class Projection:
 
     def _analyze(self) -> None:
         """Refresh the planner's statistics: freshly bulk-loaded tables have none, and without
-        them PostgreSQL picks nested-loop plans that make some reports a hundred times slower."""
+        them PostgreSQL picks nested-loop plans that make some reports a hundred times slower.
+        """
         quote = self.writer.dialect.identifier_preparer
         with self.writer.begin() as conn:
             for table in self.live.by_name.values():

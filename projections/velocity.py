@@ -90,7 +90,7 @@ def velocity(reader: Reader, window: Window) -> Report:
     rows += _summarise(reader, window, "open_age", open_age)
     for source in PROGRESSION[:-1]:
         target = next_stage(source)
-        assert target is not None  # noqa: S101 - every stage before won has a next one
+        assert target is not None
         if wanted in (None, source, target):
             rows += _summarise(reader, window, "lag", _firsts(reader, window, source, target))
     if wanted in (None, "won"):

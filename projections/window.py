@@ -94,7 +94,7 @@ class Window:
         """The same window with the ``--stage`` filter lifted (for balances of every stage)."""
         return dataclasses.replace(self, options=self.options.replace(stage=None))
 
-    def known(self, table: sa.Table) -> sa.ColumnElement[bool]:
+    def known(self, table: sa.FromClause) -> sa.ColumnElement[bool]:
         """Rows of ``table`` as the ledger knew them at the window's ledger time."""
         if self.known_at is None:
             return table.c.known_to == FOREVER

@@ -65,7 +65,7 @@ REPORTS = [
 
 
 def peak_mib() -> float:
-    """This process's peak resident memory, in MiB."""
+    """The peak resident memory of the current process, in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -81,8 +81,9 @@ def _raw_chunks(path: str, size: int = 2000) -> Iterator[list[tuple[Any, ...]]]:
     """Rows shaped like stored events (id, version, topic, state), from the JSONL file."""
     topic = "ledger.events:StageChanged"
     with Path(path).open("rb") as handle:
-        while chunk := [(uuid.uuid4(), 1, topic, line.rstrip(b"\n"))
-                        for line in itertools.islice(handle, size)]:
+        while chunk := [
+            (uuid.uuid4(), 1, topic, line.rstrip(b"\n")) for line in itertools.islice(handle, size)
+        ]:
             yield chunk
 
 
@@ -98,8 +99,10 @@ def step_raw_insert(args: argparse.Namespace) -> dict[str, Any]:
         import sqlite3  # noqa: PLC0415
 
         conn = sqlite3.connect(config.env["SQLITE_DBNAME"])
-        conn.execute("CREATE TABLE raw (originator_id TEXT, originator_version INTEGER, "
-                     "topic TEXT, state BLOB, PRIMARY KEY (originator_id, originator_version))")
+        conn.execute(
+            "CREATE TABLE raw (originator_id TEXT, originator_version INTEGER, "
+            "topic TEXT, state BLOB, PRIMARY KEY (originator_id, originator_version))"
+        )
         for chunk in _raw_chunks(args.file):
             params = [(r[0].hex, r[1], r[2], r[3]) for r in chunk]
             started = time.perf_counter()
@@ -112,14 +115,17 @@ def step_raw_insert(args: argparse.Namespace) -> dict[str, Any]:
         import psycopg  # noqa: PLC0415
 
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(f"CREATE TABLE {config.schema}.raw (originator_id uuid, "
-                         "originator_version integer, topic text, state bytea, "
-                         "PRIMARY KEY (originator_id, originator_version))")
+            conn.execute(
+                f"CREATE TABLE {config.schema}.raw (originator_id uuid, "
+                "originator_version integer, topic text, state bytea, "
+                "PRIMARY KEY (originator_id, originator_version))"
+            )
             for chunk in _raw_chunks(args.file, 50_000):
                 started = time.perf_counter()
-                with conn.transaction(), conn.cursor().copy(
-                    f"COPY {config.schema}.raw FROM STDIN"
-                ) as copy:
+                with (
+                    conn.transaction(),
+                    conn.cursor().copy(f"COPY {config.schema}.raw FROM STDIN") as copy,
+                ):
                     for row in chunk:
                         copy.write_row(row)
                 seconds += time.perf_counter() - started
@@ -205,8 +211,20 @@ STEPS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
 
 def run_step(name: str, url: str, file: str, events: int, repeat: int) -> dict[str, Any]:
     """Run one step in a fresh process; returns its figures and peak memory."""
-    command = [sys.executable, __file__, "--step", name, "--url", url, "--file", file,
-               "--events", str(events), "--repeat", str(repeat)]
+    command = [
+        sys.executable,
+        __file__,
+        "--step",
+        name,
+        "--url",
+        url,
+        "--file",
+        file,
+        "--events",
+        str(events),
+        "--repeat",
+        str(repeat),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.stderr.write(done.stderr)
@@ -218,8 +236,9 @@ def fresh_url(backend: str, workdir: Path) -> tuple[str, Callable[[], None]]:
     """A new, empty store of the given backend, and a function that removes it."""
     if backend == "sqlite":
         path = workdir / f"bench-{uuid.uuid4().hex[:8]}.db"
-        return f"sqlite:///{path}", lambda: [p.unlink(missing_ok=True)
-                                             for p in workdir.glob(f"{path.name}*")]
+        return f"sqlite:///{path}", lambda: [
+            p.unlink(missing_ok=True) for p in workdir.glob(f"{path.name}*")
+        ]
     import psycopg  # noqa: PLC0415
 
     schema = f"bench_{uuid.uuid4().hex[:8]}"
@@ -233,8 +252,9 @@ def fresh_url(backend: str, workdir: Path) -> tuple[str, Callable[[], None]]:
     return f"{PG_DSN}?schema={schema}", drop
 
 
-def bench_backend(backend: str, file: str, events: int, repeat: int,
-                  workdir: Path) -> dict[str, Any]:
+def bench_backend(
+    backend: str, file: str, events: int, repeat: int, workdir: Path
+) -> dict[str, Any]:
     """All store-bound steps on one backend."""
     results: dict[str, Any] = {}
     raw_url, drop_raw = fresh_url(backend, workdir)
@@ -250,30 +270,37 @@ def bench_backend(backend: str, file: str, events: int, repeat: int,
     finally:
         drop()
     results["ingest"]["ratio_to_raw_insert"] = (
-        results["ingest"]["per_second"] / results["raw-insert"]["per_second"])
+        results["ingest"]["per_second"] / results["raw-insert"]["per_second"]
+    )
     results["rebuild"]["ratio_to_raw_read"] = (
-        results["rebuild"]["per_second"] / results["raw-read"]["per_second"])
+        results["rebuild"]["per_second"] / results["raw-read"]["per_second"]
+    )
     return results
 
 
 def table(results: dict[str, Any]) -> str:
     """The results as a plain-text table."""
     out = io.StringIO()
-    out.write(f"{'backend':8} {'step':28} {'rate/s':>12} {'ratio':>7} {'seconds':>9} "
-              f"{'peak MiB':>9}\n")
+    out.write(
+        f"{'backend':8} {'step':28} {'rate/s':>12} {'ratio':>7} {'seconds':>9} {'peak MiB':>9}\n"
+    )
     for backend, steps in results["backends"].items():
         for step, figures in steps.items():
             if step == "reports":
                 for report, latency in figures.items():
                     if isinstance(latency, dict):
                         p50, p95 = latency["p50_ms"], latency["p95_ms"]
-                        out.write(f"{backend:8} {'report ' + report:28} p50 {p50:6.0f} ms  "
-                                  f"p95 {p95:6.0f} ms {figures['peak_mib']:9.0f}\n")
+                        out.write(
+                            f"{backend:8} {'report ' + report:28} p50 {p50:6.0f} ms  "
+                            f"p95 {p95:6.0f} ms {figures['peak_mib']:9.0f}\n"
+                        )
                 continue
             ratio = figures.get("ratio_to_raw_insert", figures.get("ratio_to_raw_read"))
-            out.write(f"{backend:8} {step:28} {figures['per_second']:12,.0f} "
-                      f"{'' if ratio is None else format(ratio, '.2f'):>7} "
-                      f"{figures['seconds']:9.1f} {figures['peak_mib']:9.0f}\n")
+            out.write(
+                f"{backend:8} {step:28} {figures['per_second']:12,.0f} "
+                f"{'' if ratio is None else format(ratio, '.2f'):>7} "
+                f"{figures['seconds']:9.1f} {figures['peak_mib']:9.0f}\n"
+            )
     return out.getvalue()
 
 
@@ -301,19 +328,25 @@ def main() -> int:
         generated = run_step("generate", "", file, args.events, args.repeat)
         results: dict[str, Any] = {
             "command": " ".join(["scripts/bench", *sys.argv[1:]]),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                        "platform": platform.platform()},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+            },
             "events": generated["events"],
             "generate": generated,
             "backends": {},
         }
         backends = ("sqlite", "postgres") if args.db == "both" else (args.db,)
         for backend in backends:
-            results["backends"][backend] = bench_backend(backend, file, generated["events"],
-                                                         args.repeat, workdir)
+            results["backends"][backend] = bench_backend(
+                backend, file, generated["events"], args.repeat, workdir
+            )
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    sys.stdout.write(f"{results['events']:,} events; generated in "
-                     f"{generated['seconds']:.1f}s (peak {generated['peak_mib']:.0f} MiB)\n")
+    sys.stdout.write(
+        f"{results['events']:,} events; generated in "
+        f"{generated['seconds']:.1f}s (peak {generated['peak_mib']:.0f} MiB)\n"
+    )
     sys.stdout.write(table(results))
     sys.stdout.write(f"results written to {args.out}\n")
     return 0

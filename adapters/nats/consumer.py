@@ -107,8 +107,9 @@ Progress = Callable[[StreamSummary], None]
 class Consumer:
     """A durable JetStream pull consumer feeding the ledger (see the module docstring)."""
 
-    def __init__(self, ledger: Ledger, settings: Settings,
-                 progress: Progress | None = None) -> None:
+    def __init__(
+        self, ledger: Ledger, settings: Settings, progress: Progress | None = None
+    ) -> None:
         """Consume for ``ledger`` as ``settings`` say; ``progress`` is called after each batch."""
         settings.check()
         self.ledger = ledger
@@ -133,20 +134,28 @@ class Consumer:
         connection = await connect(settings.url)
         try:
             self.stream = await ensure_stream(connection.js, settings.subject, settings.stream)
-            wanted = consumer_config(settings.durable, settings.subject,
-                                     ack_wait=settings.ack_wait, batch_size=settings.batch_size)
+            wanted = consumer_config(
+                settings.durable,
+                settings.subject,
+                ack_wait=settings.ack_wait,
+                batch_size=settings.batch_size,
+            )
             await ensure_consumer(connection.js, self.stream, wanted)
             self.summary.input = f"{settings.subject}@{self.stream}"
             subscription = await connection.js.pull_subscribe_bind(
-                durable=settings.durable, stream=self.stream)
+                durable=settings.durable, stream=self.stream
+            )
             await self._consume(connection, subscription, stop or asyncio.Event())
         finally:
             await connection.close()
         return self.summary
 
-    async def _consume(self, connection: Connection,
-                       subscription: JetStreamContext.PullSubscription,
-                       stop: asyncio.Event) -> None:
+    async def _consume(
+        self,
+        connection: Connection,
+        subscription: JetStreamContext.PullSubscription,
+        stop: asyncio.Event,
+    ) -> None:
         loop = asyncio.get_running_loop()
         idle_exit = self.settings.idle_exit
         last_message = loop.time()
@@ -159,16 +168,23 @@ class Consumer:
                 last_message = loop.time()
                 if self.progress:
                     self.progress(self.summary)
-            elif (idle_exit is not None and loop.time() - last_message >= idle_exit
-                  and await self._drained(connection, subscription)):
+            elif (
+                idle_exit is not None
+                and loop.time() - last_message >= idle_exit
+                and await self._drained(connection, subscription)
+            ):
                 return
 
-    async def _fetch(self, connection: Connection,
-                     subscription: JetStreamContext.PullSubscription,
-                     stop: asyncio.Event) -> list[Msg]:
+    async def _fetch(
+        self,
+        connection: Connection,
+        subscription: JetStreamContext.PullSubscription,
+        stop: asyncio.Event,
+    ) -> list[Msg]:
         """The next messages, or none after ``max_wait`` (or as soon as ``stop`` is set)."""
         fetch = asyncio.ensure_future(
-            subscription.fetch(self.settings.batch_size, timeout=self.settings.max_wait))
+            subscription.fetch(self.settings.batch_size, timeout=self.settings.max_wait)
+        )
         halt = asyncio.ensure_future(stop.wait())
         try:
             await asyncio.wait({fetch, halt}, return_when=asyncio.FIRST_COMPLETED)
@@ -219,8 +235,9 @@ class Consumer:
         self.summary.messages += len(batch.acked) + len(batch.dead)
         self.summary.terminated += len(batch.dead)
 
-    async def _drained(self, connection: Connection,
-                       subscription: JetStreamContext.PullSubscription) -> bool:
+    async def _drained(
+        self, connection: Connection, subscription: JetStreamContext.PullSubscription
+    ) -> bool:
         """Whether nothing is left: no message undelivered, none delivered but unacknowledged."""
         try:
             await connection.client.flush(timeout=5)  # our acknowledgements reach the server first

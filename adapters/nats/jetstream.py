@@ -54,8 +54,10 @@ class Connection:
     def lost(self) -> StreamUnavailable:
         """The error to raise when the connection is gone for good."""
         reason = describe(self.errors.last) if self.errors.last else "connection closed"
-        return StreamUnavailable(f"lost the connection to NATS at {self.url}: {reason}; "
-                                 "restart when the server is back (nothing unacknowledged is lost)")
+        return StreamUnavailable(
+            f"lost the connection to NATS at {self.url}: {reason}; "
+            "restart when the server is back (nothing unacknowledged is lost)"
+        )
 
     async def close(self) -> None:
         """Send what is buffered (acknowledgements) and close."""
@@ -78,8 +80,12 @@ async def connect(url: str) -> Connection:
     errors = ErrorLog()
     try:
         client = await nats.connect(
-            url, connect_timeout=CONNECT_TIMEOUT, max_reconnect_attempts=RECONNECT_ATTEMPTS,
-            reconnect_time_wait=RECONNECT_WAIT, error_cb=errors.remember, name="revledger",
+            url,
+            connect_timeout=CONNECT_TIMEOUT,
+            max_reconnect_attempts=RECONNECT_ATTEMPTS,
+            reconnect_time_wait=RECONNECT_WAIT,
+            error_cb=errors.remember,
+            name="revledger",
         )
     except (OSError, TimeoutError, nats.errors.Error) as error:
         cause = describe(errors.last or error)
@@ -108,24 +114,32 @@ async def ensure_stream(js: JetStreamContext, subject: str, stream: str | None) 
             config = StreamConfig(name=stream, subjects=[subject], storage=StorageType.FILE)
             await js.add_stream(config)
     except nats.js.errors.ServiceUnavailableError as error:
-        raise StreamUnavailable(f"JetStream is not available: {describe(error)}; "
-                                "start nats-server with -js") from None
+        raise StreamUnavailable(
+            f"JetStream is not available: {describe(error)}; start nats-server with -js"
+        ) from None
     except nats.js.errors.APIError as error:
-        raise ConfigurationError(f"cannot use stream {stream} for subject {subject}: "
-                                 f"{describe(error)}") from None
+        raise ConfigurationError(
+            f"cannot use stream {stream} for subject {subject}: {describe(error)}"
+        ) from None
     except (TimeoutError, nats.errors.Error) as error:
-        raise StreamUnavailable(f"JetStream did not answer: {describe(error)}; "
-                                "is JetStream enabled (nats-server -js)?") from None
+        raise StreamUnavailable(
+            f"JetStream did not answer: {describe(error)}; is JetStream enabled (nats-server -js)?"
+        ) from None
     return stream
 
 
-def consumer_config(durable: str, subject: str, *, ack_wait: float,
-                    batch_size: int) -> ConsumerConfig:
+def consumer_config(
+    durable: str, subject: str, *, ack_wait: float, batch_size: int
+) -> ConsumerConfig:
     """A durable pull consumer of ``subject``: explicit acks, from the stream's first message."""
     return ConsumerConfig(
-        name=durable, durable_name=durable, filter_subject=subject,
-        ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-        ack_wait=ack_wait, max_ack_pending=max(MIN_ACK_PENDING, batch_size),
+        name=durable,
+        durable_name=durable,
+        filter_subject=subject,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=ack_wait,
+        max_ack_pending=max(MIN_ACK_PENDING, batch_size),
     )
 
 
@@ -140,8 +154,10 @@ async def ensure_consumer(js: JetStreamContext, stream: str, wanted: ConsumerCon
             await js.add_consumer(stream, wanted)
             return
         if current.filter_subject != subject:
-            msg = (f"{where} follows {current.filter_subject!r}, not {subject!r}; "
-                   "pick another --durable")
+            msg = (
+                f"{where} follows {current.filter_subject!r}, not {subject!r}; "
+                "pick another --durable"
+            )
             raise ConfigurationError(msg)
         if (current.ack_wait, current.max_ack_pending) != (wanted.ack_wait, wanted.max_ack_pending):
             await js.add_consumer(stream, wanted)  # the server updates these in place

@@ -60,8 +60,9 @@ def _lines(path: str) -> Iterator[bytes]:
                 yield line.rstrip(b"\r\n")
 
 
-async def publish_file(url: str, subject: str, path: str,
-                       stream: str | None = None) -> PublishSummary:
+async def publish_file(
+    url: str, subject: str, path: str, stream: str | None = None
+) -> PublishSummary:
     """Publish every non-blank line of ``path`` (JSONL, ``.gz`` or ``-``) to ``subject``."""
     connection = await connect(url)
     summary = PublishSummary()
