@@ -127,7 +127,12 @@ class Ledger(Application[uuid.UUID]):
                     sql = f"SELECT originator_id FROM {self.table} WHERE originator_id IN ({marks})"  # noqa: S608
                     cursor.execute(sql, [i.hex for i in chunk])
                 else:
-                    sql = f"SELECT originator_id FROM {self.table} WHERE originator_id = ANY(%s)"  # noqa: S608
+                    # Naming the version too lets PostgreSQL use the primary key; on the
+                    # originator id alone it chose a sequential scan, growing with the table.
+                    sql = (
+                        f"SELECT originator_id FROM {self.table} "  # noqa: S608
+                        "WHERE originator_id = ANY(%s) AND originator_version = 1"
+                    )
                     cursor.execute(sql, (list(chunk),))
                 for row in cursor.fetchall():
                     value = row["originator_id"]
