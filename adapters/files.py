@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 import tomllib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -129,6 +130,43 @@ def unmapped_policy(value: Any, where: str) -> str:
     if value not in ("reject", "skip"):
         raise SourceFileError(f'{where}: on_unmapped must be "reject" or "skip", not {value!r}')
     return str(value)
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A source's ``--config`` TOML, checked: its stage tables, unmapped policy and currency."""
+
+    raw: dict[str, Any]
+    tables: dict[str, dict[str, str]]
+    policy: str
+    currency: str
+    where: str
+
+
+def read_config(
+    path: str | Path | None, tables: Sequence[str], settings: Sequence[str]
+) -> ConfigFile:
+    """Read and check a source's config file (empty when ``path`` is None).
+
+    Only the keys in ``tables`` (string-to-string maps) and ``settings`` (strings) are allowed.
+    """
+    raw: dict[str, Any] = read_toml(path) if path else {}
+    where = str(path)
+    for key, value in raw.items():
+        if key not in (*tables, *settings):
+            raise SourceFileError(
+                f"{where}: {key}: unknown key; expected one of {', '.join((*settings, *tables))}"
+            )
+        if key in settings and not isinstance(value, str):
+            raise SourceFileError(f"{where}: {key}: expected a string, got {value!r}")
+    maps = {t: stage_table(raw.get(t, {}), f"{where}: {t}") for t in tables}
+    policy = unmapped_policy(raw.get("on_unmapped", "reject"), f"{where}: on_unmapped")
+    currency = raw.get("currency", "USD")
+    if not re.fullmatch(r"[A-Z]{3}", currency):
+        raise SourceFileError(
+            f"{where}: currency: {currency!r} is not an ISO 4217 code such as USD"
+        )
+    return ConfigFile(raw, maps, policy, currency, where)
 
 
 @dataclass

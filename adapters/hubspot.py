@@ -14,7 +14,6 @@ which is the same in every later export.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +30,9 @@ from adapters.files import (
     checkpoint_key,
     digest,
     parse_time,
-    read_toml,
+    read_config,
     record_items,
     row_text,
-    stage_table,
-    unmapped_policy,
 )
 from adapters.pipeline import Item, Reject
 from ledger.errors import InvalidFact
@@ -83,19 +80,8 @@ class Settings:
 
 def load_settings(path: str | Path | None = None) -> Settings:
     """The default maps, overridden by the TOML file at ``path`` if given."""
-    raw: dict[str, Any] = read_toml(path) if path else {}
-    for key, value in raw.items():
-        if key not in (*TABLES, *SETTINGS):
-            raise SourceFileError(
-                f"{path}: {key}: unknown key; expected one of {', '.join((*SETTINGS, *TABLES))}"
-            )
-        if key in SETTINGS and not isinstance(value, str):
-            raise SourceFileError(f"{path}: {key}: expected a string, got {value!r}")
-    tables = {t: stage_table(raw.get(t, {}), f"{path}: {t}") for t in TABLES}
-    policy = unmapped_policy(raw.get("on_unmapped", "reject"), f"{path}: on_unmapped")
-    currency = raw.get("currency", "USD")
-    if not re.fullmatch(r"[A-Z]{3}", currency):
-        raise SourceFileError(f"{path}: currency: {currency!r} is not an ISO 4217 code such as USD")
+    config = read_config(path, TABLES, SETTINGS)
+    raw, tables, policy, currency = config.raw, config.tables, config.policy, config.currency
     hint = f"the {{}} table of {path}" if path else "the {} table of a --config file"
     return Settings(
         lifecycle=StageMap(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from adapters.files import (
@@ -24,9 +23,7 @@ from adapters.files import (
     StageMap,
     digest,
     parse_time,
-    read_toml,
-    stage_table,
-    unmapped_policy,
+    read_config,
     zone,
 )
 
@@ -123,22 +120,14 @@ class Settings:
 
 def load_settings(path: str | Path | None = None) -> Settings:
     """The default settings, overridden by the TOML file at ``path`` if given."""
-    raw: dict[str, Any] = read_toml(path) if path else {}
-    where = str(path)
-    for key, value in raw.items():
-        if key not in (*TABLES, *SETTINGS):
-            raise SourceFileError(
-                f"{where}: {key}: unknown key; expected one of {', '.join((*SETTINGS, *TABLES))}"
-            )
-        if key in SETTINGS and not isinstance(value, str):
-            raise SourceFileError(f"{where}: {key}: expected a string, got {value!r}")
-    tables = {t: stage_table(raw.get(t, {}), f"{where}: {t}") for t in TABLES}
-    policy = unmapped_policy(raw.get("on_unmapped", "reject"), f"{where}: on_unmapped")
-    currency = raw.get("currency", "USD")
-    if not re.fullmatch(r"[A-Z]{3}", currency):
-        raise SourceFileError(
-            f"{where}: currency: {currency!r} is not an ISO 4217 code such as USD"
-        )
+    config = read_config(path, TABLES, SETTINGS)
+    raw, tables, policy, currency, where = (
+        config.raw,
+        config.tables,
+        config.policy,
+        config.currency,
+        config.where,
+    )
     bad = sorted(set(tables["opportunity_types"].values()) - {"new", "expansion", "renewal"})
     if bad:
         raise SourceFileError(
