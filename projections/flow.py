@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from projections import balances
 from projections.inventory import Counts, lead_inventory, stage_order
 from projections.reading import Reader
 from projections.report import Report
@@ -34,6 +35,8 @@ class Transition:
 
 def transitions(reader: Reader, window: Window) -> Counter[Transition]:
     """Transitions (stay entries) per period: entered_us in [period start, period end)."""
+    if balances.usable(reader, window):
+        return _rolled_up_transitions(balances.balances(reader, window))
     stay = reader.tables["stay"]
     grp = reader.group(window)
 
@@ -70,11 +73,26 @@ class StageFlow:
     reentries: int = 0
 
 
+def _rolled_up_transitions(found: balances.Balances) -> Counter[Transition]:
+    out: Counter[Transition] = Counter()
+    for idx, sums in enumerate(found.periods):
+        for (g, prev, stage, move, reentry), n in sums.entries.items():
+            if n:
+                out[Transition(idx, g, prev or NEW_LEAD, stage, move, reentry)] += n
+    return out
+
+
 def stage_flows(reader: Reader, window: Window) -> dict[tuple[int, str, str], StageFlow]:
     """Start, inflow, outflow and end of every (period, group, stage)."""
-    starts: Counts = lead_inventory(reader, window, at_start=True)
-    ends: Counts = lead_inventory(reader, window)
-    moves = transitions(reader, window)
+    if balances.usable(reader, window):
+        found = balances.balances(reader, window)  # one pass serves all three
+        starts: Counts = _by_period(found.at_start)
+        ends: Counts = _by_period(found.at_end)
+        moves = _rolled_up_transitions(found)
+    else:
+        starts = lead_inventory(reader, window, at_start=True)
+        ends = lead_inventory(reader, window)
+        moves = transitions(reader, window)
     flows: dict[tuple[int, str, str], StageFlow] = {}
     for key, n in starts.items():
         flows.setdefault(key, StageFlow()).start = n
@@ -90,6 +108,10 @@ def stage_flows(reader: Reader, window: Window) -> dict[tuple[int, str, str], St
         if t.source != NEW_LEAD:
             flows.setdefault((t.idx, t.group, t.source), StageFlow()).outflow += n
     return flows
+
+
+def _by_period(counts: list[Counter[tuple[str, str]]]) -> Counts:
+    return {(idx, g, stage): n for idx, c in enumerate(counts) for (g, stage), n in c.items()}
 
 
 def flow(reader: Reader, window: Window) -> Report:

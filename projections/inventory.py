@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
+from projections import balances
 from projections.opportunities import from_units
 from projections.periods import from_us
 from projections.reading import Reader
@@ -22,6 +23,15 @@ Counts = dict[tuple[int, str, str], int]  # (period index, group, stage) -> lead
 
 def lead_inventory(reader: Reader, window: Window, *, at_start: bool = False) -> Counts:
     """inventory(stage, t) at each period's end (or start): stays with entered < t <= exited."""
+    if balances.usable(reader, window):
+        found = balances.balances(reader, window)
+        wanted = window.options.stage
+        return {
+            (idx, g, stage): n
+            for idx, counts in enumerate(found.at_start if at_start else found.at_end)
+            for (g, stage), n in counts.items()
+            if wanted in (None, stage)
+        }
     stay = reader.tables["stay"]
     grp = reader.group(window)
 
@@ -87,6 +97,8 @@ def inventory(reader: Reader, window: Window) -> Report:
 
 def open_pipeline(reader: Reader, window: Window) -> dict[tuple[int, str, str], tuple[int, int]]:
     """Open opportunities per (period, opportunity stage, currency): count and amount units."""
+    if balances.usable(reader, window):
+        return balances.open_pipeline(reader, window)
     opp = reader.tables["opp"]
 
     def build(periods: sa.CTE) -> sa.Select[tuple[int, str, str, int, int]]:

@@ -24,6 +24,7 @@ class Reader:
         self.tables: Tables = tables(config.schema)
         self.tracking = tracking_table(config.schema)
         self.schema = config.schema
+        self._rollups: bool | None = None
 
     def close(self) -> None:
         """Release the database connections."""
@@ -37,6 +38,16 @@ class Reader:
                 raise ReportError(msg)
             query = sa.select(self.tracking.c.position).where(self.tracking.c.name == NAME)
             return int(conn.execute(query).scalar_one())
+
+    def has_rollups(self) -> bool:
+        """Whether the live projection has the per-day roll-ups (builds before them have not)."""
+        if self._rollups is None:
+            with self.engine.connect() as conn:
+                names = set(sa.inspect(conn).get_table_names(schema=self.schema))
+            self._rollups = all(
+                self.tables[name].name in names for name in ("roll_stay", "roll_opp")
+            )
+        return self._rollups
 
     def rows(self, query: sa.Executable) -> list[Any]:
         """Run one query in its own (snapshot) transaction."""

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from ledger.application import Ledger
 from ledger.errors import StoreUnavailable
+from projections import rollup
 from projections.database import create_engine
 from projections.schema import TABLES, Tables, tables, tracking_table
 from projections.store import families_of, rederive, store_facts, subject_rows
@@ -146,6 +147,7 @@ class Projection:
             progress(len(page))
         self._derive_all(shadow, subjects)
         with self.writer.begin() as conn:
+            rollup.build(conn, shadow)
             self._swap(conn, shadow)
             self._track(conn, position=end, generation=generation)
         self._analyze()

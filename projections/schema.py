@@ -18,7 +18,8 @@ from projections.credit.tables import CREDIT_TABLES, define_credit_tables
 
 SHADOW = "__shadow"
 DERIVED = ("stay", "lead", "anomaly", "opp", *CREDIT_TABLES)
-TABLES = ("fact", "family", *DERIVED)
+ROLLUPS = ("roll_stay", "roll_opp")  # per-day aggregates of the current rows: projections.rollup
+TABLES = ("fact", "family", *DERIVED, *ROLLUPS)
 
 
 def _known() -> list[Column[int]]:
@@ -74,6 +75,7 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             ix("stay", "known_to", "stage", "exited_us"),
             ix("stay", "known_to", "entered_us"),
             ix("stay", "known_to", "lead_id", "entered_us"),
+            ix("stay", "known_to", "exited_us"),
         ),
         "lead": sa.Table(
             name("lead"),
@@ -115,6 +117,31 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("valid_to_us", big, nullable=False),
             *_known(),
             ix("opp", "known_to", "valid_from_us"),
+        ),
+        "roll_stay": sa.Table(
+            name("roll_stay"),
+            metadata,
+            Column("dim", String(16), primary_key=True),
+            Column("grain", String(1), primary_key=True),
+            Column("day", Integer, primary_key=True),
+            Column("side", String(3), primary_key=True),
+            Column("value", text, primary_key=True),
+            Column("prev", text, primary_key=True),
+            Column("stage", text, primary_key=True),
+            Column("move", String(8), primary_key=True),
+            Column("reentry", Boolean, primary_key=True),
+            Column("n", big, nullable=False),
+        ),
+        "roll_opp": sa.Table(
+            name("roll_opp"),
+            metadata,
+            Column("grain", String(1), primary_key=True),
+            Column("day", Integer, primary_key=True),
+            Column("side", String(3), primary_key=True),
+            Column("stage", text, primary_key=True),
+            Column("currency", String(3), primary_key=True),
+            Column("n", big, nullable=False),
+            Column("units", big, nullable=False),
         ),
         **define_credit_tables(metadata, name, ix, _known),
     }

@@ -23,6 +23,7 @@ from projections.corrections import Family, is_correction, moved_to, target_of
 from projections.credit import tables as credit_tables
 from projections.credit.derive import CREDIT_KINDS, TABLES_BY_KIND, credit_rows
 from projections.history import DERIVERS, SUBJECT_KINDS, known_rows
+from projections import rollup
 from projections.periods import to_us
 from projections.schema import Tables
 
@@ -188,6 +189,7 @@ def _as_dict(table: str, subject: str, row: tuple[Any, ...]) -> dict[str, Any]:
 def rederive(conn: sa.Connection, t: Tables, subjects: set[Subject]) -> None:
     """Replace the derived rows of ``subjects`` by a fresh derivation from their facts."""
     fact, family = t["fact"], t["family"]
+    delta = rollup.Delta()
     by_kind: dict[str, list[str]] = defaultdict(list)
     for kind, subject in sorted(subjects):
         by_kind[kind].append(subject)
@@ -209,8 +211,11 @@ def rederive(conn: sa.Connection, t: Tables, subjects: set[Subject]) -> None:
                     kind, subject, families_of(grouped[subject])
                 ).items():
                     inserts[table].extend(rows)
+            delta.retract(conn, t, kind, chunk)
             for table in DERIVED_BY_KIND[kind]:
                 target = t[table]
                 conn.execute(sa.delete(target).where(target.c[SUBJECT_COLUMN[table]].in_(chunk)))
                 if inserts[table]:
                     conn.execute(sa.insert(target), inserts[table])
+            delta.add(kind, inserts)
+    delta.apply(conn, t)

@@ -1,0 +1,310 @@
+"""Per-day roll-ups of the funnel tables, so that balance reports do not scan every stay.
+
+Inventory at an instant ``t`` is ``#(stays entered before t) - #(stays exited before t)``, and a
+period's transitions are the stay entries inside it, so every stage balance the inventory, flow and
+period-conversion reports show is a sum of *entries* and *exits* over a time range. Two tables
+keep those counts per UTC day, as the ledger knows them now (``known_to = FOREVER`` rows only):
+
+- ``rl_roll_stay``: per (split dimension, value, side, grain, day, previous stage, stage, move,
+  re-entry) the number of stay entries (side ``in``) or exits (side ``out``, with empty
+  previous stage and move). Dimension ``""`` counts every stay; ``lead_source``, ``segment``,
+  ``country``, ``owner`` and ``channel`` count the stays of leads whose current dimension row
+  exists, under that row's value (``(none)`` when empty), exactly as ``--by`` joins them;
+- ``rl_roll_opp``: per (side, grain, day, stage, currency) the open-opportunity rows starting
+  (``in``) and ending (``out``), with their amount units.
+
+Each count is kept at two grains: per UTC day (grain ``d``) and per UTC month (grain ``m``, keyed
+by the month's first day), so a year of monthly periods reads a few month rows per stage.
+
+A range ``[a, b)`` is answered from whole UTC days in the roll-up plus the stays of the partial
+days at either end read from the stay table (which has indexes on entry and exit time), so any
+reporting timezone and any period boundaries give exact counts. The projection keeps the tables
+current: a rebuild aggregates the shadow tables in SQL (:func:`build`), and every incremental
+re-derivation applies the difference between a subject's old and new current rows
+(:class:`Delta`). Reports at an earlier ledger time (``--known-at``) read the bitemporal tables.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from projections.periods import FOREVER
+from projections.schema import Tables
+
+DAY_US = 86_400_000_000
+BY_FIELDS = ("lead_source", "segment", "country", "owner", "channel")
+DIMS = ("", *BY_FIELDS)
+NONE_GROUP = "(none)"
+IN, OUT = "in", "out"
+DAY, MONTH = "d", "m"
+STAY_KEY = ("dim", "value", "side", "grain", "day", "prev", "stage", "move", "reentry")
+OPP_KEY = ("side", "grain", "day", "stage", "currency")
+StayKey = tuple[str, str, str, str, int, str, str, str, bool]
+OppKey = tuple[str, str, int, str, str]
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def day_of(us: int) -> int:
+    """The UTC day (days since 1970-01-01) holding the instant ``us`` (floored before 1970 too)."""
+    return us // DAY_US
+
+
+def month_of(day: int) -> int:
+    """The first day of the UTC month holding ``day`` (month rows are keyed by it)."""
+    return day - date.fromordinal(day + EPOCH_ORDINAL).day + 1
+
+
+def next_month(day: int) -> int:
+    """The first day of the UTC month after the one holding ``day``."""
+    first = date.fromordinal(month_of(day) + EPOCH_ORDINAL)
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    return following.toordinal() - EPOCH_ORDINAL
+
+
+def _grains(day: int) -> tuple[tuple[str, int], tuple[str, int]]:
+    return (DAY, day), (MONTH, month_of(day))
+
+
+def _value(lead: Mapping[Any, Any] | None, dim: str) -> str | None:
+    """The group a stay counts under in ``dim`` (None: not counted there, the lead has no row)."""
+    if not dim:
+        return ""
+    if lead is None:
+        return None
+    value = lead[dim]
+    return NONE_GROUP if value is None else str(value)
+
+
+# --- keeping the roll-ups current ---------------------------------------------------------------
+
+
+def stay_counts(
+    stays: Iterable[Mapping[Any, Any]], leads: Mapping[Any, Mapping[Any, Any]], sign: int = 1
+) -> Counter[StayKey]:
+    """The roll-up counts of ``stays`` (current rows), split by their leads' current rows."""
+    out: Counter[StayKey] = Counter()
+    for stay in stays:
+        lead = leads.get(stay["lead_id"])
+        prev = stay["prev_stage"] or ""
+        stage, move, reentry = stay["stage"], stay["move"], bool(stay["reentry"])
+        entered, exited = stay["entered_us"], stay["exited_us"]
+        for dim in DIMS:
+            value = _value(lead, dim)
+            if value is None:
+                continue
+            for grain, at in _grains(day_of(entered)):
+                out[(dim, value, IN, grain, at, prev, stage, move, reentry)] += sign
+            if exited < FOREVER:
+                for grain, at in _grains(day_of(exited)):
+                    out[(dim, value, OUT, grain, at, "", stage, "", False)] += sign
+    return out
+
+
+def opp_counts(opps: Iterable[Mapping[Any, Any]], sign: int = 1) -> Counter[tuple[OppKey, str]]:
+    """The roll-up counts (``n``) and amount units (``units``) of open opportunity rows."""
+    out: Counter[tuple[OppKey, str]] = Counter()
+    for opp in opps:
+        if not opp["is_open"]:
+            continue
+        stage, currency, units = opp["stage"], opp["currency"], int(opp["amount_units"])
+        for side, at in ((IN, opp["valid_from_us"]), (OUT, opp["valid_to_us"])):
+            if side == OUT and at >= FOREVER:
+                continue
+            for grain, bucket in _grains(day_of(at)):
+                key = (side, grain, bucket, stage, currency)
+                out[(key, "n")] += sign
+                out[(key, "units")] += sign * units
+    return out
+
+
+@dataclass
+class Delta:
+    """The change one re-derivation makes to the roll-ups: old current rows out, new ones in."""
+
+    stays: Counter[StayKey] = field(default_factory=Counter)
+    opps: Counter[tuple[OppKey, str]] = field(default_factory=Counter)
+
+    def retract(self, conn: sa.Connection, t: Tables, kind: str, subjects: Sequence[str]) -> None:
+        """Subtract the current rows ``subjects`` have now (call before deleting them)."""
+        if kind == "lead":
+            stay, lead = t["stay"], t["lead"]
+            now = FOREVER
+            stays = conn.execute(
+                sa.select(stay).where(stay.c.lead_id.in_(subjects), stay.c.known_to == now)
+            ).mappings()
+            leads = conn.execute(
+                sa.select(lead).where(lead.c.lead_id.in_(subjects), lead.c.known_to == now)
+            ).mappings()
+            by_lead = {row["lead_id"]: row for row in leads}
+            self.stays.update(stay_counts(stays, by_lead, -1))
+        elif kind == "opp":
+            opp = t["opp"]
+            rows = conn.execute(
+                sa.select(opp).where(opp.c.opportunity_id.in_(subjects), opp.c.known_to == FOREVER)
+            ).mappings()
+            self.opps.update(opp_counts(rows, -1))
+
+    def add(self, kind: str, rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+        """Add the current rows among the freshly derived ``rows`` (table name -> row dicts)."""
+        if kind == "lead":
+            current = [r for r in rows.get("stay", ()) if r["known_to"] == FOREVER]
+            leads = {r["lead_id"]: r for r in rows.get("lead", ()) if r["known_to"] == FOREVER}
+            self.stays.update(stay_counts(current, leads))
+        elif kind == "opp":
+            self.opps.update(opp_counts(r for r in rows.get("opp", ()) if r["known_to"] == FOREVER))
+
+    def apply(self, conn: sa.Connection, t: Tables) -> None:
+        """Write the net change (counts that did not cancel out) into the roll-up tables."""
+        stays = [
+            {**dict(zip(STAY_KEY, key, strict=True)), "n": n}
+            for key, n in sorted(self.stays.items())
+            if n
+        ]
+        merged: dict[OppKey, dict[str, int]] = {}
+        for (key, measure), n in self.opps.items():
+            merged.setdefault(key, {"n": 0, "units": 0})[measure] += n
+        opps = [
+            {**dict(zip(OPP_KEY, key, strict=True)), **measures}
+            for key, measures in sorted(merged.items())
+            if any(measures.values())
+        ]
+        if stays:
+            _upsert(conn, t["roll_stay"], STAY_KEY, ("n",), stays)
+        if opps:
+            _upsert(conn, t["roll_opp"], OPP_KEY, ("n", "units"), opps)
+        self.stays.clear()
+        self.opps.clear()
+
+
+def _upsert(
+    conn: sa.Connection,
+    table: sa.Table,
+    key: Sequence[str],
+    measures: Sequence[str],
+    rows: list[dict[str, Any]],
+) -> None:
+    """Add ``rows``' measures to the existing rows with the same key (insert missing ones)."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c[k] for k in key],
+        set_={m: table.c[m] + statement.excluded[m] for m in measures},
+    )
+    conn.execute(statement, rows)
+    # A count back at zero leaves no row, as in a rebuild, which only groups existing rows.
+    emptied = sa.delete(table).where(
+        *(table.c[k] == sa.bindparam(f"k_{k}") for k in key), table.c[measures[0]] == 0
+    )
+    conn.execute(emptied, [{f"k_{k}": row[k] for k in key} for row in rows])
+
+
+def build(conn: sa.Connection, t: Tables) -> None:
+    """Fill the (empty) roll-up tables of ``t`` from its stay, lead and opportunity tables.
+
+    One pass per side over the current stays in time order (constant memory: a day's counts are
+    written when the next day starts), joined to each lead's current dimension row; month rows
+    are summed alongside.
+    """
+    stay, lead, roll = t["stay"], t["lead"], t["roll_stay"]
+    joined = stay.outerjoin(
+        lead, sa.and_(lead.c.lead_id == stay.c.lead_id, lead.c.known_to == FOREVER)
+    )
+    dims = [lead.c[d] for d in BY_FIELDS]
+    writer = _Writer(conn, roll, STAY_KEY, ("n",))
+    months: Counter[StayKey] = Counter()
+    for side, at, extra in (
+        (IN, stay.c.entered_us, sa.true()),
+        (OUT, stay.c.exited_us, stay.c.exited_us < FOREVER),
+    ):
+        query = (
+            sa.select(
+                at,
+                stay.c.prev_stage,
+                stay.c.stage,
+                stay.c.move,
+                stay.c.reentry,
+                lead.c.lead_id,
+                *dims,
+            )
+            .select_from(joined)
+            .where(stay.c.known_to == FOREVER, extra)
+            .order_by(at)
+        )
+        today: Counter[StayKey] = Counter()
+        current = None
+        for row in conn.execute(query.execution_options(yield_per=10_000)):
+            day = day_of(row[0])
+            if day != current:
+                _close_day(today, months, writer)
+                current = day
+            if side == IN:
+                detail = (row[1] or "", row[2], row[3], bool(row[4]))
+            else:
+                detail = ("", row[2], "", False)
+            today[("", "", side, DAY, day, *detail)] += 1
+            if row[5] is not None:
+                for dim, value in zip(BY_FIELDS, row[6:], strict=True):
+                    group = NONE_GROUP if value is None else str(value)
+                    today[(dim, group, side, DAY, day, *detail)] += 1
+        _close_day(today, months, writer)
+    writer.add(months)
+    writer.flush()
+    opp = t["opp"]
+    opps = [
+        dict(row)
+        for row in conn.execute(
+            sa.select(opp).where(opp.c.known_to == FOREVER, opp.c.is_open.is_(True))
+        ).mappings()
+    ]
+    merged: dict[OppKey, dict[str, Any]] = {}
+    for (key, measure), n in opp_counts(opps).items():
+        merged.setdefault(key, dict(zip(OPP_KEY, key, strict=True)))[measure] = n
+    if merged:
+        conn.execute(sa.insert(t["roll_opp"]), list(merged.values()))
+
+
+def _close_day(today: Counter[StayKey], months: Counter[StayKey], writer: _Writer) -> None:
+    """Write one day's counts and add them to their month's."""
+    for (dim, value, side, _, day, prev, stage, move, reentry), n in today.items():
+        months[(dim, value, side, MONTH, month_of(day), prev, stage, move, reentry)] += n
+    writer.add(today)
+    today.clear()
+
+
+class _Writer:
+    """Buffers roll-up rows and inserts them in large batches through the driver's executemany."""
+
+    def __init__(
+        self, conn: sa.Connection, table: sa.Table, key: Sequence[str], measures: Sequence[str]
+    ) -> None:
+        self.conn = conn
+        columns = [*key, *measures]
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        quote = conn.dialect.identifier_preparer
+        self.statement = (
+            f"INSERT INTO {quote.format_table(table)} "  # noqa: S608 (names from our schema)
+            f"({', '.join(quote.quote(c) for c in columns)}) "
+            f"VALUES ({', '.join([mark] * len(columns))})"
+        )
+        self.rows: list[tuple[Any, ...]] = []
+
+    def add(self, counts: Counter[StayKey]) -> None:
+        """Queue one row per key of ``counts``."""
+        self.rows.extend((*key, n) for key, n in counts.items())
+        if len(self.rows) >= 20_000:
+            self.flush()
+
+    def flush(self) -> None:
+        """Insert what is queued."""
+        if self.rows:
+            cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor.executemany(self.statement, self.rows)
+            cursor.close()
+            self.rows = []

@@ -1,0 +1,66 @@
+"""A range of business time splits into whole UTC months, whole days and sub-day pieces that tile it."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from projections.balances import _plan
+from projections.rollup import DAY_US, EPOCH_ORDINAL, month_of, next_month
+
+EARLY, LATE = -40 * 365 * DAY_US, 80 * 365 * DAY_US
+instants = st.integers(EARLY, LATE) | st.integers(-800, 800).map(lambda d: d * DAY_US)
+
+
+def pieces(lo: int | None, hi: int) -> list[tuple[int, int]]:
+    """The plan of ``[lo, hi)`` as microsecond intervals (``lo`` None: from EARLY)."""
+    plan = _plan([(lo, hi)])
+    out = list(plan.partial[0])
+    for first, last in plan.months[0]:
+        assert first is None or month_of(first) == first
+        assert month_of(last) == last
+        out.append(((-(10**6) if first is None else first) * DAY_US, last * DAY_US))
+    for first, last in plan.days[0]:
+        out.append(((-(10**6) if first is None else first) * DAY_US, last * DAY_US))
+    return sorted(out)
+
+
+@given(instants, instants)
+def test_the_pieces_tile_the_range_exactly(a: int, b: int) -> None:
+    """No gap, no overlap, nothing outside; sub-day pieces are shorter than a day."""
+    lo, hi = min(a, b), max(a, b)
+    if lo == hi:
+        return
+    tiles = pieces(lo, hi)
+    assert tiles[0][0] == lo
+    assert tiles[-1][1] == hi
+    for (_, end), (start, _) in zip(tiles, tiles[1:], strict=False):
+        assert end == start
+    assert all(p_hi - p_lo < DAY_US for p_lo, p_hi in _plan([(lo, hi)]).partial[0])
+
+
+@given(instants)
+def test_since_the_beginning_ends_exactly_at_the_bound(b: int) -> None:
+    """(-inf, b): months and days up to b's day, then the rest of the day from the stays."""
+    tiles = pieces(None, max(b, EARLY + DAY_US))
+    assert tiles[-1][1] == max(b, EARLY + DAY_US)
+
+
+def test_months_are_keyed_by_their_first_day() -> None:
+    """Month keys and the next month, around a year end and before 1970."""
+    day = date(2025, 12, 17).toordinal() - EPOCH_ORDINAL
+    assert month_of(day) == date(2025, 12, 1).toordinal() - EPOCH_ORDINAL
+    assert next_month(day) == date(2026, 1, 1).toordinal() - EPOCH_ORDINAL
+    assert month_of(-1) == date(1969, 12, 1).toordinal() - EPOCH_ORDINAL
+
+
+def test_a_utc_month_is_one_month_row() -> None:
+    """A calendar month in UTC needs neither day rows nor the stay table."""
+    lo = (date(2025, 3, 1).toordinal() - EPOCH_ORDINAL) * DAY_US
+    hi = (date(2025, 4, 1).toordinal() - EPOCH_ORDINAL) * DAY_US
+    plan = _plan([(lo, hi)])
+    assert len(plan.months[0]) == 1
+    assert plan.days == [[]]
+    assert plan.partial == [[]]
