@@ -19,7 +19,6 @@ rejects file, and counted.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -31,7 +30,7 @@ from typing import IO, Any
 from ledger.application import Ledger
 from ledger.codec import dumps
 from ledger.errors import InvalidFact
-from ledger.events import Fact
+from ledger.events import Fact, stamped
 
 BATCH_SIZE = 2000
 
@@ -190,7 +189,7 @@ class Loader:
                     summary,
                 )
                 continue
-            fact = item.fact if item.restored else dataclasses.replace(item.fact, timestamp=stamp)
+            fact = item.fact if item.restored else stamped(item.fact, stamp)
             accepted.append(fact)
             earlier[fact.id] = fact
         result = self.ledger.record(accepted, checkpoint=checkpoint)

@@ -8,6 +8,7 @@ string, dates are ``YYYY-MM-DD``, lists are JSON arrays.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import types
 import typing
@@ -45,15 +46,16 @@ def parse_datetime(value: Any, field: str) -> datetime:
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
-        try:
-            if not ISO_TIMESTAMP.match(value.strip()):
-                raise ValueError(value)
-            parsed = datetime.fromisoformat(value.strip())
+        text = value.strip()
+        try:  # fromisoformat reads more than RFC 3339; the pattern keeps to the usual forms
+            parsed = datetime.fromisoformat(text if ISO_TIMESTAMP.match(text) else "")
         except ValueError:
             msg = f"{value!r} is not an ISO 8601 timestamp (e.g. 2025-03-05T14:22:01Z)"
             raise InvalidFact(msg, field) from None
     else:
         raise InvalidFact(f"expected a timestamp string, got {type(value).__name__}", field)
+    if parsed.tzinfo is UTC:
+        return parsed  # what astimezone(UTC) returns for it
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         msg = f"{value!r} has no timezone; add Z or an offset such as +01:00"
         raise InvalidFact(msg, field)
@@ -185,48 +187,112 @@ def fact_class(type_name: Any) -> type[Fact]:
         raise InvalidFact(msg, "type") from None
 
 
-def parse_fact(record: Mapping[str, Any], *, recorded_at: datetime | None = None) -> Fact:
+class _Plan(typing.NamedTuple):
+    """What parsing a record of one fact class needs, worked out once per class."""
+
+    allowed: frozenset[str]
+    required: tuple[str, ...]
+    # (name, converter, optional, is a plain string, default factory) per domain field, in
+    # dataclass field order; the factory gives the default of a field the record leaves out.
+    fields: tuple[tuple[str, Converter, bool, bool, Callable[[], Any]], ...]
+    names: tuple[str, ...]
+    rules: bool  # whether _check_domain_rules can refuse anything of this class
+
+
+RULE_FIELDS = frozenset({"currency", "cost", "opportunity_type", "period_start", "period_end"})
+ENVELOPE_STATE = ("originator_id", "originator_version", "timestamp", *ENVELOPE)
+
+
+def _default_factory(spec: dataclasses.Field[Any]) -> Callable[[], Any]:
+    if spec.default_factory is not dataclasses.MISSING:
+        return spec.default_factory
+    default = None if spec.default is dataclasses.MISSING else spec.default
+    return lambda: default
+
+
+@cache
+def _plan(cls: type[Fact]) -> _Plan:
+    allowed, required = _shape(cls)
+    converters = field_converters(cls)
+    specs = {f.name: f for f in dataclasses.fields(cls)}
+    # The state is built in dataclass field order, exactly as the dataclass __init__ sets it.
+    assert tuple(specs) == (*ENVELOPE_STATE, *converters), cls
+    fields = tuple(
+        (name, convert, optional, convert is parse_str, _default_factory(specs[name]))
+        for name, (convert, optional) in converters.items()
+    )
+    return _Plan(allowed, required, fields, tuple(converters), bool(RULE_FIELDS & set(specs)))
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def parse_fact(  # noqa: C901 - the hot path of every load, inlined on purpose
+    record: Mapping[str, Any], *, recorded_at: datetime | None = None
+) -> Fact:
     """Turn one canonical record into a fact, or raise :class:`InvalidFact` naming the field.
 
     ``recorded_at`` in the record (as written by ``export``) is kept, so that restoring an export
     keeps the original ledger times; otherwise the fact is stamped with ``recorded_at`` or now.
+
+    The fact is built as its dataclass ``__init__`` would build it (the same ``__dict__``, in
+    the same order), without the frozen dataclass's per-field ``object.__setattr__`` calls.
     """
     if not isinstance(record, Mapping):
         raise InvalidFact("a record must be a JSON object")
     cls = fact_class(record.get("type"))
-    converters = field_converters(cls)
-    allowed, required = _shape(cls)
-    if not record.keys() <= allowed:
-        name = min(set(record) - allowed)
+    plan = _plan(cls)
+    if not record.keys() <= plan.allowed:
+        name = min(set(record) - plan.allowed)
         raise InvalidFact(f"unknown field for {cls.type_name}; see docs/events.md", name)
-    for name in required:
-        if record.get(name) in (None, ""):
+    get = record.get
+    for name in plan.required:
+        if get(name) in (None, ""):
             raise InvalidFact(f"required by {cls.type_name} but missing or blank", name)
-    values: dict[str, Any] = {}
-    for name, (convert, optional) in converters.items():
-        raw = record.get(name)
+    values: list[Any] = []
+    append = values.append
+    for name, convert, optional, plain, default in plan.fields:
+        raw = get(name)
         if raw is None or (optional and raw == ""):
-            continue
-        values[name] = convert(raw, name)
-    _check_domain_rules(values)
-    source = parse_str(record["source"], "source")
-    source_id = parse_str(record["source_id"], "source_id")
-    stamp = record.get("recorded_at")
-    build: Any = cls  # the metaclass makes it a dataclass, which type checkers cannot see
-    fact: Fact = build(
-        originator_id=fact_id(source, source_id),
-        originator_version=1,
-        timestamp=(
-            parse_datetime(stamp, "recorded_at")
-            if stamp is not None
-            else recorded_at or datetime.now(UTC)
-        ),
-        occurred_at=parse_datetime(record["occurred_at"], "occurred_at"),
-        source=source,
-        source_id=source_id,
-        actor=parse_str(record["actor"], "actor"),
-        **values,
+            append(default())
+        elif plain and type(raw) is str and (text := raw.strip()):
+            append(text)  # parse_str's result, without the call
+        else:
+            append(convert(raw, name))
+    if plan.rules:
+        # Every field the rules read defaults to None, so defaults read as "not given".
+        _check_domain_rules(dict(zip(plan.names, values, strict=True)))
+    # The envelope, in the order its refusals are reported; a non-blank string needs no call.
+    source = record["source"]
+    if type(source) is not str or not (source := source.strip()):
+        source = parse_str(record["source"], "source")
+    source_id = record["source_id"]
+    if type(source_id) is not str or not (source_id := source_id.strip()):
+        source_id = parse_str(record["source_id"], "source_id")
+    originator_id = fact_id(source, source_id)
+    stamp = get("recorded_at")
+    timestamp = (
+        parse_datetime(stamp, "recorded_at")
+        if stamp is not None
+        else recorded_at or datetime.now(UTC)
     )
+    occurred_at = parse_datetime(record["occurred_at"], "occurred_at")
+    actor = record["actor"]
+    if type(actor) is not str or not (actor := actor.strip()):
+        actor = parse_str(record["actor"], "actor")
+    state: dict[str, Any] = {
+        "originator_id": originator_id,
+        "originator_version": 1,
+        "timestamp": timestamp,
+        "occurred_at": occurred_at,
+        "source": source,
+        "source_id": source_id,
+        "actor": actor,
+    }
+    state.update(zip(plan.names, values, strict=True))
+    fact: Fact = _new(cls)
+    _set(fact, "__dict__", state)
     return fact
 
 
@@ -241,9 +307,11 @@ def fact_to_record(fact: Fact) -> dict[str, Any]:
         "actor": fact.actor,
     }
     required = required_fields(type(fact))
-    for name, value in fact.payload().items():
-        if name in required or value not in (None, (), {}):
-            record[name] = value
+    record.update(
+        (name, value)
+        for name, value in fact.payload().items()
+        if name in required or value not in (None, (), {})
+    )
     return record
 
 
@@ -291,6 +359,12 @@ def _stored_converters(cls: type[Fact]) -> tuple[tuple[str, Callable[[Any], Any]
     return tuple(out)
 
 
+@cache
+def _stored_class(cls: type[Fact]) -> tuple[str, int]:
+    """The topic and class version stored with events of ``cls``."""
+    return get_topic(cls), getattr(cls, "class_version", 1)
+
+
 class FactMapper(Mapper[Any]):
     """Maps facts to stored events and back, restoring field types from the fact's class."""
 
@@ -300,18 +374,26 @@ class FactMapper(Mapper[Any]):
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         """Serialise a fact's state, keyed by its stream id and version."""
-        state = dict(vars(domain_event))
+        topic, class_version = _stored_class(domain_event.__class__)
+        state = vars(domain_event).copy()
         originator_id = state.pop("originator_id")
         originator_version = state.pop("originator_version")
-        class_version = getattr(type(domain_event), "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
-        return StoredEvent(
-            originator_id=originator_id,
-            originator_version=originator_version,
-            topic=get_topic(type(domain_event)),
-            state=dumps(state),
+        # StoredEvent(originator_id, originator_version, topic, state), without the frozen
+        # dataclass's per-field object.__setattr__ calls.
+        stored: StoredEvent = _new(StoredEvent)
+        _set(
+            stored,
+            "__dict__",
+            {
+                "originator_id": originator_id,
+                "originator_version": originator_version,
+                "topic": topic,
+                "state": dumps(state),
+            },
         )
+        return stored
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         """Rebuild a fact from its stored state, upcasting older class versions."""
