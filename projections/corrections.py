@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from ledger.codec import fact_to_record, parse_fact
@@ -44,10 +45,25 @@ class Family:
     root: Fact
     corrections: list[Fact] = field(default_factory=list)
 
+    @cached_property
+    def recorded_us(self) -> int:
+        """The root fact's ledger time, in microseconds (worked out once)."""
+        return to_us(self.root.recorded_at)
+
+    @cached_property
+    def order(self) -> tuple[datetime, datetime, str, str]:
+        """The root fact's :func:`order_key` (worked out once)."""
+        return order_key(self.root)
+
+    @cached_property
+    def subject(self) -> str:
+        """The subject the root fact, as recorded, is about (worked out once)."""
+        return self.root.subject
+
     def effective(self, known_at: int) -> Fact | None:
         """The version of the root fact that counts when only facts recorded <= ``known_at`` do."""
         if not self.corrections:
-            return self.root if to_us(self.root.recorded_at) <= known_at else None
+            return self.root if self.recorded_us <= known_at else None
         children: dict[uuid.UUID, list[Fact]] = defaultdict(list)
         for correction in sorted(self.corrections, key=order_key):
             if to_us(correction.recorded_at) <= known_at:

@@ -9,6 +9,7 @@ become visible are never written. See docs/metrics.md, section "Two timelines".
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from ledger.events import Fact
@@ -30,19 +31,27 @@ def known_rows(families: Iterable[Family], kind: str, subject: str) -> dict[str,
 
 
 def versioned_rows(families: list[Family], derive: Deriver, subject: str) -> dict[str, list[Row]]:
-    """Derive ``subject`` at each ledger time its facts changed; version the rows that result."""
-    times = sorted(
-        {to_us(f.recorded_at) for family in families for f in (family.root, *family.corrections)}
-    )
+    """Derive ``subject`` at each ledger time its facts changed; version the rows that result.
+
+    Most families are a single fact, which counts from its own ledger time on: those are put in
+    business order once, and only the families with corrections are resolved at each time. A
+    subject whose facts were all recorded at one ledger time, uncorrected, is derived once.
+    """
+    plain, corrected, times = _split(families, subject)
+    if not corrected and len(times) == 1:
+        return _one_version(plain, derive, min(times))
     opened: dict[str, dict[Row, int]] = {}
     out: dict[str, list[Row]] = {}
-    for known_at in times:
-        facts = [
-            fact
-            for family in families
-            if (fact := family.effective(known_at)) is not None and fact.subject == subject
-        ]
-        derived = derive(sorted(facts, key=order_key)) if facts else {}
+    for known_at in sorted(times):
+        facts = [fact for _, recorded, fact in plain if recorded <= known_at]
+        if corrected:
+            facts.extend(
+                fact
+                for family in corrected
+                if (fact := family.effective(known_at)) is not None and fact.subject == subject
+            )
+            facts.sort(key=order_key)
+        derived = derive(facts) if facts else {}
         for table in derived.keys() | opened.keys():
             now = derived.get(table, set())
             live = opened.setdefault(table, {})
@@ -53,3 +62,37 @@ def versioned_rows(families: list[Family], derive: Deriver, subject: str) -> dic
     for table, live in opened.items():
         out.setdefault(table, []).extend((*row, since, FOREVER) for row, since in live.items())
     return out
+
+
+def _split(
+    families: list[Family], subject: str
+) -> tuple[list[tuple[Any, int, Fact]], list[Family], set[int]]:
+    """Sort out ``families``: uncorrected facts, corrected families, ledger times.
+
+    Returns the uncorrected facts about ``subject`` as (business order, ledger time, fact) in
+    business order, the families with corrections, and every ledger time a fact was recorded at.
+    """
+    plain: list[tuple[Any, int, Fact]] = []
+    corrected: list[Family] = []
+    times: set[int] = set()
+    for family in families:
+        recorded = family.recorded_us
+        times.add(recorded)
+        if family.corrections:
+            corrected.append(family)
+            times.update(to_us(c.recorded_at) for c in family.corrections)
+        elif family.subject == subject:
+            plain.append((family.order, recorded, family.root))
+    plain.sort(key=_first)  # the keys are unique: (source, source_id) names one fact
+    return plain, corrected, times
+
+
+def _one_version(
+    plain: list[tuple[Any, int, Fact]], derive: Deriver, known_at: int
+) -> dict[str, list[Row]]:
+    """The rows of facts all recorded at ``known_at``: known from then on, never superseded."""
+    derived = derive([fact for _, _, fact in plain]) if plain else {}
+    return {table: [(*row, known_at, FOREVER) for row in rows] for table, rows in derived.items()}
+
+
+_first = itemgetter(0)

@@ -2,30 +2,37 @@
 
 Exactly once: each page of ledger notifications is applied and the new position written to
 ``rl_tracking`` in the same database transaction, so a crash at any point leaves either the
-whole page or none of it. ``rebuild`` fills ``__shadow`` tables (facts first, then every
-subject derived once, in a bulk path) and renames them over the live tables in one transaction,
-so readers see the previous complete build until the swap. See docs/metrics.md, "Projection".
+whole page or none of it. ``rebuild`` fills ``__shadow`` tables in one pass over the ledger
+(each fact decoded once, each subject derived once from the facts in memory, rows written in bulk:
+:mod:`projections.build_scan`, :mod:`projections.build_bulk`) and renames them over the live tables
+in one transaction, so readers see the previous complete build until the swap. See docs/metrics.md,
+"Projection".
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
-from itertools import groupby
-from typing import Any
+from functools import partial
 
 import sqlalchemy as sa
 
 from ledger.application import Ledger
 from ledger.errors import StoreUnavailable
 from projections import rollup
+from projections.build_bulk import Bulk, create_bare, create_indexes, loading, paused_gc
+from projections.build_pipe import Writer, read_ahead
+from projections.build_scan import BUDGET, Scan, lookup_in, rederive_spoiled
 from projections.database import create_engine
 from projections.schema import TABLES, Tables, tables, tracking_table
-from projections.store import families_of, rederive, store_facts, subject_rows
+from projections.store import read_stored, rederive, store_facts
 
 NAME = "funnel"
 PAGE = 1000
-FLUSH_ROWS = 20_000
+READ_PAGE = 5000  # facts read per query by a rebuild
+FLUSH_ROWS = 50_000  # a rebuild writes (and commits) once this many rows are waiting
+FACTS = ("fact", "family")  # the tables indexed before a rebuild re-reads spoiled subjects
 ANALYZE_AFTER = 50_000  # a catch-up this large refreshes the planner's statistics
 Progress = Callable[[int], None]
 
@@ -37,11 +44,15 @@ def _ignore(_count: int) -> None:
 class Projection:
     """The funnel projection of one ledger, in that ledger's database."""
 
-    def __init__(self, ledger: Ledger, *, page: int = PAGE) -> None:
-        """Bind to ``ledger``; tables are created on first use."""
+    def __init__(self, ledger: Ledger, *, page: int = PAGE, budget: int = BUDGET) -> None:
+        """Bind to ``ledger``; tables are created on first use.
+
+        ``page``: facts per catch-up transaction; ``budget``: facts a rebuild keeps in memory.
+        """
         self.ledger = ledger
         self.schema = ledger.config.schema
         self.page = page
+        self.budget = budget
         self.reader = create_engine(ledger.config)
         self.writer = create_engine(ledger.config, writer=True)
         self.tracking = tracking_table(self.schema)
@@ -91,12 +102,12 @@ class Projection:
             with self.writer.begin() as conn:
                 tracked = self._tracked(conn, lock=True)
                 assert tracked is not None
-                page = self.ledger.read(tracked[0], self.page)
+                page = read_stored(self.ledger, tracked[0], self.page)
                 if not page:
                     break
-                touched = store_facts(conn, self.live, (fact for _, fact in page))
+                touched = store_facts(conn, self.live, page)
                 rederive(conn, self.live, touched)
-                self._track(conn, position=page[-1][0])
+                self._track(conn, position=page[-1].position)
             done += len(page)
             progress(len(page))
         if done >= ANALYZE_AFTER:
@@ -127,7 +138,9 @@ class Projection:
     def rebuild(self, progress: Progress = _ignore, subjects: Progress = _ignore) -> int:
         """Rebuild from scratch into shadow tables, swap them in, then catch up; returns the position.
 
-        ``progress`` is told about facts read, ``subjects`` about subjects derived.
+        The shadow tables are filled by :meth:`_load` (one pass over the ledger), indexed, and
+        renamed over the live ones in one transaction. ``progress`` is told about facts read,
+        ``subjects`` about subjects derived.
         """
         self.ensure()
         with self.reader.connect() as conn:
@@ -136,16 +149,9 @@ class Projection:
         shadow = tables(self.schema, shadow=True, generation=generation)
         with self.writer.begin() as conn:
             shadow.metadata.drop_all(conn)
-            shadow.metadata.create_all(conn)
+            create_bare(conn, shadow)
         end = self.ledger.position()
-        position = 0
-        while position < end:
-            page = [(n, f) for n, f in self.ledger.read(position, self.page * 5) if n <= end]
-            with self.writer.begin() as conn:
-                store_facts(conn, shadow, (fact for _, fact in page))
-            position = page[-1][0]
-            progress(len(page))
-        self._derive_all(shadow, subjects)
+        self._load(shadow, end, progress, subjects)
         with self.writer.begin() as conn:
             rollup.build(conn, shadow)
             self._swap(conn, shadow)
@@ -153,6 +159,61 @@ class Projection:
         self._analyze()
         self.catch_up(progress)
         return self.position()
+
+    def _load(self, shadow: Tables, end: int, progress: Progress, subjects: Progress) -> None:
+        """Fill the shadow tables with the facts up to ``end`` and build their indexes.
+
+        One pass over the ledger, read, derived and written on three threads
+        (:mod:`projections.build_pipe`); then the spoiled subjects again, from the shadow tables
+        (:mod:`projections.build_scan`); then the secondary indexes. Rows are written and
+        committed in batches of about ``FLUSH_ROWS``.
+        """
+        out = Bulk(shadow)
+        with self.writer.connect() as conn, loading(conn), paused_gc():
+            stored = lookup_in(conn, shadow)
+            with Writer(conn) as writer:
+
+                def flush() -> None:
+                    batch = out.take()
+
+                    def write(c: sa.Connection) -> None:
+                        out.write(c, batch)
+                        c.commit()
+
+                    writer.submit(write)
+
+                def lookup(target: uuid.UUID) -> tuple[str, str, set[str]] | None:
+                    flush()  # the fact may still be waiting in ``out``
+
+                    def find(c: sa.Connection) -> tuple[str, str, set[str]] | None:
+                        try:
+                            return stored(target)
+                        finally:
+                            c.commit()  # SQLite: no write lock held until the next batch
+
+                    return writer.call(find)
+
+                scan = Scan(out, lookup, self.budget)
+                derived = 0
+                read = partial(read_stored, self.ledger, limit=READ_PAGE, stop=end)
+                for page in read_ahead(read, end):
+                    scan.add(page)
+                    if len(out) >= FLUSH_ROWS:
+                        flush()
+                    progress(len(page))
+                    if scan.subjects > derived:
+                        subjects(scan.subjects - derived)
+                        derived = scan.subjects
+                spoiled = scan.finish()
+                flush()
+            if scan.subjects > derived:
+                subjects(scan.subjects - derived)
+            create_indexes(conn, shadow, FACTS)
+            for count in rederive_spoiled(conn, shadow, out, spoiled):
+                out.write(conn)
+                subjects(count)
+            create_indexes(conn, shadow, tuple(n for n in shadow.by_name if n not in FACTS))
+            conn.commit()
 
     def _analyze(self) -> None:
         """Refresh the planner's statistics: freshly bulk-loaded tables have none, and without
@@ -162,38 +223,6 @@ class Projection:
         with self.writer.begin() as conn:
             for table in self.live.by_name.values():
                 conn.exec_driver_sql(f"ANALYZE {quote.format_table(table)}")
-
-    def _derive_all(self, shadow: Tables, progress: Progress) -> None:
-        fact, family = shadow["fact"], shadow["family"]
-        query = (
-            sa.select(
-                family.c.kind,
-                family.c.subject,
-                fact.c.root_id,
-                fact.c.fact_id,
-                fact.c.topic,
-                fact.c.state,
-            )
-            .join(fact, fact.c.root_id == family.c.root_id)
-            .order_by(family.c.kind, family.c.subject, fact.c.fact_id)
-        )
-        buffer: dict[str, list[dict[str, Any]]] = {}
-        with self.reader.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=5000).execute(query)
-            for (kind, subject), rows in groupby(result, key=lambda r: (r.kind, r.subject)):
-                for table, derived in subject_rows(kind, subject, families_of(rows)).items():
-                    buffer.setdefault(table, []).extend(derived)
-                progress(1)
-                if sum(map(len, buffer.values())) >= FLUSH_ROWS:
-                    self._flush(shadow, buffer)
-        self._flush(shadow, buffer)
-
-    def _flush(self, shadow: Tables, buffer: dict[str, list[dict[str, Any]]]) -> None:
-        with self.writer.begin() as conn:
-            for table, rows in buffer.items():
-                if rows:
-                    conn.execute(sa.insert(shadow[table]), rows)
-        buffer.clear()
 
     def _swap(self, conn: sa.Connection, shadow: Tables) -> None:
         quote = conn.dialect.identifier_preparer

@@ -1,10 +1,12 @@
 """Writing the projection: store facts by subject, then re-derive the subjects they touch.
 
 Facts about leads, opportunities, campaigns and accounts (and every correction of them) are copied
-into ``rl_fact`` and indexed by subject in ``rl_family``, so that a subject's whole history can be
-re-read in one query; its derived rows are then replaced by :func:`projections.history.known_rows`
-(funnel tables) and :func:`projections.credit.derive.credit_rows` (credit tables), pure functions
-of that history. Rebuild and incremental catch-up therefore give the same tables.
+into ``rl_fact`` (their stored bytes exactly as the ledger holds them) and indexed by subject in
+``rl_family``, so that a subject's whole history can be re-read in one query; its derived rows are
+then replaced by :func:`projections.history.known_rows` (funnel tables) and
+:func:`projections.credit.derive.credit_rows` (credit tables), pure functions of that history
+(:func:`subject_tuples`). Rebuild and incremental catch-up therefore give the same tables; the
+rebuild writes the same rows through a bulk path (:mod:`projections.build_scan`).
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from eventsourcing.persistence import StoredEvent
 
+from ledger.application import Ledger
 from ledger.codec import FactMapper
 from ledger.events import Fact
 from projections.corrections import Family, is_correction, moved_to, target_of
@@ -43,6 +46,23 @@ SUBJECT_COLUMN = {
 }
 FIELD_OF_KIND = {kind: name for name, kind in STORED_KINDS.items()}
 MAPPER = FactMapper()
+Row = tuple[Any, ...]
+
+
+class Stored(NamedTuple):
+    """One ledger fact as the projection reads it: position, the fact, and its stored form."""
+
+    position: int
+    fact: Fact
+    topic: str
+    state: bytes
+
+
+def read_stored(ledger: Ledger, after: int, limit: int, stop: int | None = None) -> list[Stored]:
+    """Up to ``limit`` facts recorded after notification ``after`` (and at most ``stop``)."""
+    notifications = ledger.recorder.select_notifications(after + 1, limit, stop)
+    decode = ledger.decode
+    return [Stored(n.id, decode(n), n.topic, n.state) for n in notifications]
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
@@ -50,13 +70,13 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def store_facts(conn: sa.Connection, t: Tables, facts: Iterable[Fact]) -> set[Subject]:
+def store_facts(conn: sa.Connection, t: Tables, facts: Iterable[Stored]) -> set[Subject]:
     """Copy the projected facts of one page into ``rl_fact``/``rl_family``; return touched subjects."""
     fact_rows: list[dict[str, Any]] = []
     family_rows: set[tuple[str, str, str]] = set()
     touched: set[Subject] = set()
     roots: dict[uuid.UUID, tuple[str, str]] = {}  # fact id -> (root id, kind), this page
-    for fact in facts:
+    for _, fact, topic, state in facts:
         if is_correction(fact):
             target = target_of(fact)
             found = roots.get(target) or _root_in_store(conn, t, target)
@@ -75,14 +95,13 @@ def store_facts(conn: sa.Connection, t: Tables, facts: Iterable[Fact]) -> set[Su
             family_rows.add((root, kind, fact.subject))
         roots[fact.id] = (root, kind)
         touched.update((kind, subject) for subject in subjects)
-        stored = MAPPER.to_stored_event(fact)
         fact_rows.append(
             {
                 "fact_id": fact.id.hex,
                 "root_id": root,
                 "recorded_us": to_us(fact.recorded_at),
-                "topic": stored.topic,
-                "state": stored.state,
+                "topic": topic,
+                "state": state,
             }
         )
     if fact_rows:
@@ -150,15 +169,25 @@ def families_of(rows: Iterable[Any]) -> list[Family]:
     return [Family(root, members[root_id]) for root_id, root in sorted(roots.items())]
 
 
+def subject_tuples(kind: str, subject: str, families: list[Family]) -> dict[str, list[Row]]:
+    """The derived rows of one subject (funnel and credit tables), as tuples per table.
+
+    Each tuple is in the column order of :data:`ROW_COLUMNS`: the subject first,
+    ``known_from``/``known_to`` last.
+    """
+    derived = credit_rows(families, kind, subject)
+    if kind in DERIVERS:
+        derived.update(known_rows(families, kind, subject))
+    return {table: [(subject, *row) for row in rows] for table, rows in derived.items()}
+
+
 def subject_rows(
     kind: str, subject: str, families: list[Family]
 ) -> dict[str, list[dict[str, Any]]]:
     """The derived rows of one subject (funnel and credit tables), as insertable dicts per table."""
-    derived = credit_rows(families, kind, subject)
-    if kind in DERIVERS:
-        derived.update(known_rows(families, kind, subject))
     return {
-        table: [_as_dict(table, subject, row) for row in rows] for table, rows in derived.items()
+        table: [dict(zip(ROW_COLUMNS[table], row, strict=True)) for row in rows]
+        for table, rows in subject_tuples(kind, subject, families).items()
     }
 
 
@@ -181,9 +210,14 @@ COLUMNS = {
 }
 
 
-def _as_dict(table: str, subject: str, row: tuple[Any, ...]) -> dict[str, Any]:
-    names = (SUBJECT_COLUMN[table], *COLUMNS[table], "known_from", "known_to")
-    return dict(zip(names, (subject, *row), strict=True))
+ROW_COLUMNS = {
+    "fact": ("fact_id", "root_id", "recorded_us", "topic", "state"),
+    "family": ("root_id", "kind", "subject"),
+    **{
+        table: (SUBJECT_COLUMN[table], *columns, "known_from", "known_to")
+        for table, columns in COLUMNS.items()
+    },
+}  # the column order of every row tuple written to each table
 
 
 def rederive(conn: sa.Connection, t: Tables, subjects: set[Subject]) -> None:

@@ -12,54 +12,91 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
-from projections.credit.data import UNIT, CreditData, Deal, load
-from projections.credit.journeys import NO_TOUCH, Share, credit
+from projections.credit.data import (
+    UNIT,
+    CreditData,
+    Deal,
+    Wanted,
+    check_tables,
+    load_campaigns,
+    read,
+)
+from projections.credit.journeys import NO_TOUCH, Crediting, Touch
+from projections.credit.options import CreditOptions
 from projections.reading import Reader
 from projections.report import Report
 from projections.window import Window
 
 NO_CAMPAIGN = "(no campaign)"
+Parts = list[tuple[Touch | None, Decimal]]
 
 
-@dataclass(frozen=True)
-class Credited:
-    """One touch's (or ``(no touch)``'s) part of one deal's value in one period."""
+class Credited(NamedTuple):
+    """One deal's value in one period, in parts: each touch's (or ``(no touch)``'s)."""
 
     period: int
     deal: Deal
     currency: str | None
-    share: Share
-    part: Decimal
+    parts: Parts
+
+
+class PeriodIndex:
+    """Finds the window's period containing an instant."""
+
+    def __init__(self, window: Window) -> None:
+        """Index the window's periods by their start."""
+        self.starts = [p.start for p in window.periods]
+        self.ends = [p.end for p in window.periods]
+
+    def __call__(self, at: int) -> int | None:
+        """The index of the period containing ``at`` (None when outside every period)."""
+        i = bisect.bisect_right(self.starts, at) - 1
+        return i if i >= 0 and at < self.ends[i] else None
 
 
 def period_index(window: Window, at: int) -> int | None:
     """The index of the window's period containing ``at`` (None when outside every period)."""
-    starts = [p.start for p in window.periods]
-    i = bisect.bisect_right(starts, at) - 1
-    return i if i >= 0 and at < window.periods[i].end else None
+    return PeriodIndex(window)(at)
 
 
-def credited_parts(data: CreditData, window: Window, metric: str) -> Iterator[Credited]:
-    """Every part of every deal credited in the window, for ``metric``."""
+def wanted(options: CreditOptions, metrics: tuple[str, ...]) -> Wanted:
+    """The deals whose credit for ``metrics`` can fall in the window, with their journeys.
+
+    A deal counts in the period of its milestone: opened for pipeline and deals, won for revenue.
+    """
+    return Wanted(
+        opened=any(m != "revenue" for m in metrics),
+        closed=("won",) if "revenue" in metrics else (),
+        types=options.opportunity_types,
+        lookback_days=options.lookback_days,
+    )
+
+
+def credited_parts(
+    data: CreditData, window: Window, metric: str, periods: PeriodIndex | None = None
+) -> Iterator[Credited]:
+    """Every deal of ``data`` credited in the window for ``metric``, with its parts."""
     options = window.options.credit
+    periods = periods or PeriodIndex(window)
+    crediting = Crediting(options.model)
+    unit = UNIT[metric]
     for deal in data.deals.values():
         if deal.opp_type not in options.opportunity_types:
             continue
-        journey = data.journey(deal, metric, options.lookback_days)
-        if journey is None:
-            continue
-        index = period_index(window, journey.milestone_us)
+        milestone = deal.milestone(metric)
+        index = None if milestone is None else periods(milestone)
         if index is None:
             continue
+        journey = data.journey(deal, metric, options.lookback_days)
+        assert journey is not None
         amount, currency = deal.value(metric)
-        for share, part in credit(options.model, journey, amount, UNIT[metric]):
-            yield Credited(index, deal, currency, share, part)
+        yield Credited(index, deal, currency, crediting.split(journey, amount, unit))
 
 
-def credit_key(share: Share, by: str) -> str:
-    """The campaign id or channel a share counts for (``(no touch)``, ``(no campaign)``)."""
-    touch = share.touch
+def credit_key(touch: Touch | None, by: str) -> str:
+    """The campaign id or channel a touch counts for (``(no touch)``, ``(no campaign)``)."""
     if touch is None:
         return NO_TOUCH
     if by == "channel":
@@ -75,12 +112,6 @@ class Tally:
     touches: int = 0
     deals: set[str] = field(default_factory=set)
 
-    def add(self, c: Credited) -> None:
-        """Count one credited part."""
-        self.amount += c.part
-        self.touches += c.share.touch is not None
-        self.deals.add(c.deal.opportunity_id)
-
 
 def totals_note(totals: dict[str | None, Tally], what: str) -> list[str]:
     """The check a reader can do: credit adds up to the credited value, per currency."""
@@ -94,19 +125,30 @@ def attribution(reader: Reader, window: Window) -> Report:
     """Credit per period and campaign (or channel), per currency."""
     options = window.options.credit
     metric, by = options.metric, options.by
-    data = load(reader, window)
+    check_tables(reader)
+    campaigns = load_campaigns(reader, window)
     rows: dict[tuple[int, str | None, str], Tally] = defaultdict(Tally)
     periods: dict[tuple[int, str | None], Decimal] = defaultdict(Decimal)
     totals: dict[str | None, Tally] = defaultdict(Tally)
     untouched: set[str] = set()
-    for c in credited_parts(data, window, metric):
-        totals[c.currency].add(c)
-        if not c.part:
-            continue  # a touch the model gives no weight (or a deal worth nothing) has no row
-        rows[c.period, c.currency, credit_key(c.share, by)].add(c)
-        periods[c.period, c.currency] += c.part
-        if c.share.touch is None:
-            untouched.add(c.deal.opportunity_id)
+    find = PeriodIndex(window)
+    for data in read(reader, window, wanted(options, (metric,)), campaigns):
+        for period, deal, currency, parts in credited_parts(data, window, metric, find):
+            opportunity = deal.opportunity_id
+            total = totals[currency]
+            total.deals.add(opportunity)
+            for touch, part in parts:
+                total.amount += part
+                if not part:
+                    continue  # a touch the model gives no weight (or a deal worth nothing): no row
+                tally = rows[period, currency, credit_key(touch, by)]
+                tally.amount += part
+                tally.deals.add(opportunity)
+                periods[period, currency] += part
+                if touch is None:
+                    untouched.add(opportunity)
+                else:
+                    tally.touches += 1
     money = metric != "deals"
     columns = ["period", *(["campaign", "name", "channel"] if by == "campaign" else ["channel"])]
     columns += [*(["currency"] if money else []), metric, "share", "touches", "opportunities"]
@@ -119,7 +161,7 @@ def attribution(reader: Reader, window: Window) -> Report:
     for (index, currency, key), tally in order:
         names = [key]
         if by == "campaign":
-            names += [data.campaign_name(key), data.campaigns.get(key, ("", ""))[1]]
+            names += list(campaigns.get(key, ("", "")))
         whole = periods[index, currency]
         report.rows.append(
             [

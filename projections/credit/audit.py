@@ -18,7 +18,7 @@ from eventsourcing.utils import resolve_topic
 
 from ledger.events import FactAmended, FactRetracted
 from projections.credit.attribution import credit_key
-from projections.credit.data import UNIT, CreditData, Deal, load
+from projections.credit.data import UNIT, CreditData, Deal, load_deal
 from projections.credit.derive import FEEDS
 from projections.credit.journeys import DAY_US, NO_TOUCH, Touch, credit, shares
 from projections.credit.models import DEFAULT_HALF_LIFE, MODEL_NAMES, Model, named_model
@@ -60,12 +60,12 @@ def _by_key(data: CreditData, deal: Deal, window: Window) -> dict[str, Decimal]:
     if journey is not None:
         amount, _ = deal.value(options.metric)
         for share, part in credit(options.model, journey, amount, UNIT[options.metric]):
-            out[credit_key(share, options.by)] += part
+            out[credit_key(share.touch, options.by)] += part
     return out
 
 
 def _find(reader: Reader, window: Window, opportunity_id: str) -> tuple[CreditData, Deal]:
-    data = load(reader, window)
+    data = load_deal(reader, window, opportunity_id)
     deal = data.deals.get(opportunity_id)
     if deal is None:
         msg = f"no opportunity {opportunity_id!r} opened by {window.as_of} in this ledger"
@@ -243,7 +243,7 @@ def _correction_rows(reader: Reader, window: Window, data: CreditData, deal: Dea
         views = []
         for known_at in (recorded - 1, recorded):
             then = dataclasses.replace(window, known_at=known_at)
-            seen = load(reader, then)
+            seen = load_deal(reader, then, deal.opportunity_id)
             found = seen.deals.get(deal.opportunity_id)
             known = found is not None and found.milestone(options.metric) is not None
             views.append(_by_key(seen, found, then) if found and known else {})

@@ -10,6 +10,7 @@ extra derivation cheap. Column meanings: :mod:`projections.credit.tables`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -43,15 +44,20 @@ def _money(value: Any) -> str | None:
 
 
 def derive_lead_credit(facts: Sequence[Fact]) -> dict[str, set[Row]]:
-    """A lead's touches, and its account, first capture time and lead source (latest values)."""
-    touches: set[Row] = set()
+    """A lead's touches, and its account, first capture, lead source and first touch.
+
+    The account, capture and lead source are the latest values; every touch row carries the
+    account too, so that a report reads an account's touches without joining its leads; the
+    first touch is the earliest in the order ``(at, source, source_id)``.
+    """
+    touches: list[Row] = []
     contact: dict[str, Any] = {"account_id": None, "captured_us": None, "lead_source": None}
     known = False
     for fact in facts:
         at = to_us(fact.occurred_at)
         values = vars(fact)
         if fact.type_name == "touch_recorded":
-            touches.add(
+            touches.append(
                 (
                     fact.source,
                     fact.source_id,
@@ -71,9 +77,12 @@ def derive_lead_credit(facts: Sequence[Fact]) -> dict[str, set[Row]]:
             value = values.get(name) or attributes.get(name)
             if value not in (None, ""):
                 contact[name] = str(value)
-    rows: dict[str, set[Row]] = {"touch": touches}
+    account = contact["account_id"]
+    rows: dict[str, set[Row]] = {"touch": {(*touch, account) for touch in touches}}
     if known:
-        rows["contact"] = {(contact["account_id"], contact["captured_us"], contact["lead_source"])}
+        first_touch = min(touches, key=lambda t: (t[2], t[0], t[1]), default=None)
+        firsts = (None, None, None) if first_touch is None else itemgetter(2, 3, 5)(first_touch)
+        rows["contact"] = {(account, contact["captured_us"], contact["lead_source"], *firsts)}
     return rows
 
 

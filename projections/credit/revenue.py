@@ -19,8 +19,8 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from projections.credit.attribution import period_index
-from projections.credit.data import check_tables, load_deals
+from projections.credit.attribution import PeriodIndex
+from projections.credit.data import Reading, Wanted, check_tables, select_deals
 from projections.credit.journeys import DAY_US
 from projections.reading import Reader
 from projections.report import Report
@@ -71,8 +71,10 @@ class Month:
 
 def _arr(reader: Reader, window: Window) -> list[tuple[int, str, Decimal, str]]:
     arr = reader.tables["arr"]
+    if not window.periods:
+        return []
     query = sa.select(arr.c.at_us, arr.c.kind, arr.c.amount, arr.c.currency).where(
-        window.known(arr), arr.c.at_us < window.cap
+        window.known(arr), arr.c.at_us >= window.periods[0].start, arr.c.at_us < window.cap
     )
     return [
         (at, kind, Decimal(amount), currency) for at, kind, amount, currency in reader.rows(query)
@@ -83,11 +85,15 @@ def revenue(reader: Reader, window: Window) -> Report:
     """Bookings, ARR movements, net new ARR, win rate, deal size, cycle and pipeline velocity."""
     check_tables(reader)
     months: dict[tuple[int, str], Month] = defaultdict(Month)
-    for deal in load_deals(reader, window).values():
-        opened = period_index(window, deal.opened_us)
+    period_index = PeriodIndex(window)
+    wanted = Wanted(closed=("won", "lost"), journeys=False)  # opened, or finally closed, in it
+    with reader.engine.connect() as conn:
+        deals = select_deals(Reading(conn, reader, window, wanted))
+    for deal in deals.values():
+        opened = period_index(deal.opened_us)
         if deal.opp_type == "new" and opened is not None:
             months[opened, deal.currency].opened += 1
-        closed = None if deal.closed_us is None else period_index(window, deal.closed_us)
+        closed = None if deal.closed_us is None else period_index(deal.closed_us)
         if closed is None:
             continue
         if deal.outcome == "won" and deal.won_currency and deal.won_amount is not None:
@@ -100,7 +106,7 @@ def revenue(reader: Reader, window: Window) -> Report:
         elif deal.outcome == "lost" and deal.opp_type == "new":
             months[closed, deal.currency].lost += 1
     for at, kind, amount, currency in _arr(reader, window):
-        index = period_index(window, at)
+        index = period_index(at)
         if index is not None:
             months[index, currency].arr[kind] += amount
     report = Report(

@@ -9,12 +9,13 @@ See docs/credit.md, "Sourced".
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from projections.credit.attribution import period_index
-from projections.credit.data import CreditData, Deal, load
+from projections.credit.attribution import PeriodIndex, wanted
+from projections.credit.data import Contact, CreditData, Deal, check_tables, read
 from projections.credit.options import SourcedRule
 from projections.periods import from_us
 from projections.reading import Reader
@@ -32,32 +33,59 @@ class Decision:
     reason: str
 
 
+def _deciding(data: CreditData, deal: Deal) -> tuple[Contact, bool] | None:
+    """The earliest-captured linked lead captured by the opening; whether it was touched by then.
+
+    A lead's first touch (kept with the lead, :mod:`projections.credit.derive`) is its first
+    touch at or before the opening exactly when it is at or before the opening.
+    """
+    captured = min(
+        (
+            (contact.captured_us, lead)
+            for lead in data.linked(deal)
+            if (contact := data.contacts.get(lead)) is not None
+            and contact.captured_us is not None
+            and contact.captured_us <= deal.opened_us
+        ),
+        default=None,
+    )
+    if captured is None:
+        return None
+    contact = data.contacts[captured[1]]
+    first = contact.first_touch_us
+    return contact, first is not None and first <= deal.opened_us
+
+
+def _channel(contact: Contact, *, touched: bool) -> str | None:
+    """The channel the rule looks at: the first touch's, else the lead's ``lead_source``."""
+    return contact.first_channel if touched else contact.lead_source
+
+
+def sourced_side(data: CreditData, deal: Deal, rule: SourcedRule) -> str:
+    """Who sourced ``deal`` under ``rule`` (:func:`sourced_by` without the reason)."""
+    found = _deciding(data, deal)
+    if found is None:
+        return SALES
+    channel = _channel(found[0], touched=found[1])
+    return SALES if channel is None or channel in rule.sales_channels else MARKETING
+
+
 def sourced_by(data: CreditData, deal: Deal, rule: SourcedRule) -> Decision:
     """Apply ``rule`` to ``deal``."""
-    linked = data.linked(deal)
-    captured = sorted(
-        (contact.captured_us, lead)
-        for lead in linked
-        if (contact := data.contacts.get(lead)) is not None
-        and contact.captured_us is not None
-        and contact.captured_us <= deal.opened_us
-    )
-    if not captured:
+    found = _deciding(data, deal)
+    if found is None:
         return Decision(SALES, "no linked lead was captured before the opportunity opened")
-    at, lead = captured[0]
-    when = f"{from_us(at):%Y-%m-%d %H:%M}Z"
-    touches = [t for t in data.touches.get(lead, ()) if t.at_us <= deal.opened_us]
-    channel: str | None
-    if touches:
-        channel, how = touches[0].channel, f"first touch {touches[0].touch_type}"
-    else:
-        channel, how = data.contacts[lead].lead_source, "lead_source (no touch)"
+    contact, touched = found
+    lead = contact.lead_id
+    when = f"{from_us(contact.captured_us or 0):%Y-%m-%d %H:%M}Z"
+    channel = _channel(contact, touched=touched)
+    how = f"first touch {contact.first_touch_type}" if touched else "lead_source (no touch)"
     if channel is None:
         return Decision(SALES, f"lead {lead} (captured {when}) has no touch and no lead_source")
     side = SALES if channel in rule.sales_channels else MARKETING
     kind = "a sales" if side == SALES else "a marketing"
-    why = f"lead {lead} ({linked[lead]}, captured {when}): {how} on {channel}, {kind} channel"
-    return Decision(side, why)
+    how = f"{how} on {channel}, {kind} channel"
+    return Decision(side, f"lead {lead} ({data.linked(deal)[lead]}, captured {when}): {how}")
 
 
 @dataclass
@@ -73,23 +101,27 @@ class Totals:
 def sourced(reader: Reader, window: Window) -> Report:
     """Deals opened and pipeline, deals won and revenue, by who sourced them."""
     options = window.options.credit
-    data = load(reader, window)
+    check_tables(reader)
+    find = PeriodIndex(window)
     sums: dict[tuple[int, str, str], Totals] = defaultdict(Totals)
-    for deal in data.deals.values():
-        if deal.opp_type not in options.opportunity_types:
-            continue
-        side = sourced_by(data, deal, options.sourced).sourced
-        opened = period_index(window, deal.opened_us)
-        if opened is not None:
-            totals = sums[opened, deal.currency, side]
-            totals.opened += 1
-            totals.pipeline += deal.amount
-        won = deal.milestone("revenue")
-        index = None if won is None else period_index(window, won)
-        if index is not None and deal.won_currency is not None and deal.won_amount is not None:
-            totals = sums[index, deal.won_currency, side]
-            totals.won += 1
-            totals.revenue += deal.won_amount
+    leads_only = dataclasses.replace(wanted(options, ("pipeline", "revenue")), journeys=False)
+    found = read(reader, window, leads_only, {})
+    for data in found:
+        for deal in data.deals.values():
+            if deal.opp_type not in options.opportunity_types:
+                continue
+            side = sourced_side(data, deal, options.sourced)
+            opened = find(deal.opened_us)
+            if opened is not None:
+                totals = sums[opened, deal.currency, side]
+                totals.opened += 1
+                totals.pipeline += deal.amount
+            won = deal.milestone("revenue")
+            index = None if won is None else find(won)
+            if index is not None and deal.won_currency is not None and deal.won_amount is not None:
+                totals = sums[index, deal.won_currency, side]
+                totals.won += 1
+                totals.revenue += deal.won_amount
     report = Report(
         f"Marketing- and sales-sourced deals per {window.options.calendar.kind}",
         ["period", "sourced", "currency", "opened", "pipeline", "won", "revenue", "pipeline_share"],

@@ -20,8 +20,8 @@ from fractions import Fraction
 import sqlalchemy as sa
 
 from projections.credit.allocation import allocate
-from projections.credit.attribution import credit_key, credited_parts
-from projections.credit.data import CreditData, load
+from projections.credit.attribution import PeriodIndex, credit_key, credited_parts, wanted
+from projections.credit.data import check_tables, load_campaigns, read
 from projections.periods import Calendar
 from projections.reading import Reader
 from projections.report import Report
@@ -76,24 +76,36 @@ def _ratio(value: Decimal, spend: Decimal) -> Decimal | None:
 
 
 Sums = dict[tuple[int, str, str], list[Decimal]]  # (period, currency, key) -> spend, pipe, rev
+Campaigns = dict[str, tuple[str, str]]
 
 
-def _sums(reader: Reader, window: Window, data: CreditData) -> Sums:
-    """Spend, pipeline credit and revenue credit per period, currency and campaign or channel."""
-    by = window.options.credit.by
+def _spend_sums(window: Window, spend: list[Spend], campaigns: Campaigns, sums: Sums) -> None:
+    """Add the spend, prorated over the periods, per campaign (or its channel)."""
     index = {p.first_day: i for i, p in enumerate(window.periods)}
-    sums: Sums = defaultdict(lambda: [Decimal(0)] * 3)
-    for record in load_spend(reader, window):
+    for record in spend:
         key = record.campaign_id
-        if by == "channel":
-            key = data.campaigns.get(record.campaign_id, (UNASSIGNED, UNASSIGNED))[1]
+        if window.options.credit.by == "channel":
+            key = campaigns.get(record.campaign_id, (UNASSIGNED, UNASSIGNED))[1]
         for first_day, part in prorate(record, window.options.calendar, window.as_of):
             if first_day in index:
                 sums[index[first_day], record.currency, key][0] += part
-    for column, metric in ((1, "pipeline"), (2, "revenue")):
-        for c in credited_parts(data, window, metric):
-            if c.part and c.currency is not None:
-                sums[c.period, c.currency, credit_key(c.share, by)][column] += c.part
+
+
+def _sums(reader: Reader, window: Window, campaigns: Campaigns) -> Sums:
+    """Spend, pipeline credit and revenue credit per period, currency and campaign or channel."""
+    options = window.options.credit
+    sums: Sums = defaultdict(lambda: [Decimal(0)] * 3)
+    _spend_sums(window, load_spend(reader, window), campaigns, sums)
+    find = PeriodIndex(window)
+    metrics = ("pipeline", "revenue")
+    for data in read(reader, window, wanted(options, metrics), campaigns):
+        for column, metric in enumerate(metrics, 1):
+            for period, _, currency, parts in credited_parts(data, window, metric, find):
+                if currency is None:
+                    continue
+                for touch, part in parts:
+                    if part:
+                        sums[period, currency, credit_key(touch, options.by)][column] += part
     return sums
 
 
@@ -122,8 +134,9 @@ def spend(reader: Reader, window: Window) -> Report:
     """Spend, credited pipeline and revenue, and their ratios per period, campaign or channel."""
     options = window.options.credit
     by, target = options.by, options.target
-    data: CreditData = load(reader, window)
-    sums = _sums(reader, window, data)
+    check_tables(reader)
+    campaigns = load_campaigns(reader, window)
+    sums = _sums(reader, window, campaigns)
     names = ["campaign", "name", "channel"] if by == "campaign" else ["channel"]
     report = Report(
         f"Pipeline and revenue to spend per {window.options.calendar.kind} and {by}",
@@ -145,7 +158,7 @@ def spend(reader: Reader, window: Window) -> Report:
         cost, pipeline, revenue = sums[i, currency, key]
         described = [key]
         if by == "campaign":
-            described += [data.campaign_name(key), data.campaigns.get(key, ("", ""))[1]]
+            described += list(campaigns.get(key, ("", "")))
         ratios = [_ratio(pipeline, cost), _ratio(revenue, cost)]
         gap = pipeline - target * cost
         values = [cost, pipeline, revenue, *ratios, target, gap]

@@ -4,8 +4,8 @@ Each is derived per subject by :mod:`projections.credit.derive` and carries the 
 ``known_from``/``known_to`` ledger-time span as the funnel tables (docs/metrics.md, "Two
 timelines"). Amounts are exact decimal strings; ``*_us`` are business times in microseconds.
 
-- ``rl_touch``: every touch of a lead (lead subject);
-- ``rl_contact``: a lead's account, capture time and lead source (lead subject);
+- ``rl_touch``: every touch of a lead, with the lead's account (lead subject);
+- ``rl_contact``: a lead's account, capture time, lead source and first touch (lead subject);
 - ``rl_deal``: an opportunity's creation: account, type, amount, linked leads (opportunity subject);
 - ``rl_close``: its won, lost and reopened facts in business order (opportunity subject);
 - ``rl_campaign`` and ``rl_spend``: a campaign and its program spend (campaign subject);
@@ -30,8 +30,15 @@ SUBJECT_COLUMN = {
     "arr": "account_id",
 }
 COLUMNS = {
-    "touch": ("source", "source_id", "at_us", "channel", "campaign_id", "touch_type"),
-    "contact": ("account_id", "captured_us", "lead_source"),
+    "touch": ("source", "source_id", "at_us", "channel", "campaign_id", "touch_type", "account_id"),
+    "contact": (
+        "account_id",
+        "captured_us",
+        "lead_source",
+        "first_touch_us",
+        "first_channel",
+        "first_touch_type",
+    ),
     "deal": (
         "account_id",
         "opp_type",
@@ -55,6 +62,19 @@ COLUMNS = {
         "opportunity_id",
     ),
 }
+# What a report reads of each touch and lead of an account: the covering indexes hold it, so
+# reading an account's leads and touches never visits the tables (docs/credit.md, "Reading").
+# The account comes first: an account's rows are adjacent whether a report reads the current
+# rows (known_to = FOREVER) or those known at some ledger time (a range of known_to).
+TOUCH_READ = ("lead_id", "source", "source_id", "channel", "campaign_id", "touch_type")
+CONTACT_READ = (
+    "lead_id",
+    "captured_us",
+    "lead_source",
+    "first_touch_us",
+    "first_channel",
+    "first_touch_type",
+)
 Known = Callable[[], list[Column[int]]]
 Namer = Callable[[str], str]
 Indexer = Callable[..., Index]
@@ -69,6 +89,10 @@ def define_credit_tables(
     def key(column: str, length: int | None = None) -> Column[str]:
         return Column(column, String(length) if length else text, primary_key=True)
 
+    def covering(table: str, purpose: str, *columns: str) -> Index:
+        """An index named like ``ix``'s (with the build's generation) but after its purpose."""
+        return Index(ix(table, purpose).name, *columns)
+
     return {
         "touch": sa.Table(
             name("touch"),
@@ -80,8 +104,10 @@ def define_credit_tables(
             Column("channel", text, nullable=False),
             Column("campaign_id", text),
             Column("touch_type", text, nullable=False),
+            Column("account_id", text),  # the lead's, as known with the touch (contact's)
             *known(),
             ix("touch", "known_to", "lead_id"),
+            covering("touch", "journeys", "account_id", "known_to", "at_us", *TOUCH_READ),
         ),
         "contact": sa.Table(
             name("contact"),
@@ -90,8 +116,11 @@ def define_credit_tables(
             Column("account_id", text),
             Column("captured_us", big),
             Column("lead_source", text),
+            Column("first_touch_us", big),  # the lead's first touch in order, if any
+            Column("first_channel", text),
+            Column("first_touch_type", text),
             *known(),
-            ix("contact", "known_to", "account_id"),
+            covering("contact", "accounts", "account_id", "known_to", *CONTACT_READ),
         ),
         "deal": sa.Table(
             name("deal"),
@@ -120,6 +149,7 @@ def define_credit_tables(
             Column("source_id", text, nullable=False),
             *known(),
             ix("close", "known_to", "opportunity_id"),
+            ix("close", "known_to", "at_us"),
         ),
         "campaign": sa.Table(
             name("campaign"),

@@ -1,0 +1,170 @@
+"""Bulk writing for the rebuild: plain row tuples handed straight to the database driver.
+
+A rebuild writes millions of rows into empty ``__shadow`` tables. Going through SQLAlchemy's
+``insert()`` with one dict per row costs more than deriving the row; here rows stay tuples (in the
+column order of :data:`projections.store.ROW_COLUMNS`) and are written with SQLite's
+``executemany`` or PostgreSQL's ``COPY``. The shadow tables are created without their secondary
+indexes, which are built once the rows are in (a sort instead of one B-tree insert per row and
+index); primary keys stay, so lookups during the load are indexed.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from operator import itemgetter
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.schema import CreateTable
+
+from projections.schema import Tables
+from projections.store import ROW_COLUMNS, Row
+
+SQLITE_CACHE_KIB = 65_536  # page cache of the writer while it loads (default: 2 MiB)
+RANDOM_KEYS = ("fact", "family")  # tables whose primary key starts with a fact id
+_first = itemgetter(0)
+
+
+def create_bare(conn: sa.Connection, t: Tables) -> None:
+    """Create the tables of ``t`` with their primary keys but without secondary indexes."""
+    for table in t.by_name.values():
+        conn.execute(CreateTable(table))
+
+
+def create_indexes(conn: sa.Connection, t: Tables, names: tuple[str, ...] | None = None) -> None:
+    """Build the secondary indexes of the tables ``names`` (default: every table of ``t``)."""
+    for name in names if names is not None else tuple(t.by_name):
+        for index in t[name].indexes:
+            index.create(conn)
+
+
+class Bulk:
+    """Rows waiting to be written to one set of tables, by table name."""
+
+    def __init__(self, t: Tables) -> None:
+        """Buffer rows for the tables of ``t``."""
+        self.t = t
+        self.rows: dict[str, list[Row]] = {name: [] for name in ROW_COLUMNS if name in t.by_name}
+        self._statements: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        """How many rows are waiting."""
+        return sum(map(len, self.rows.values()))
+
+    def take(self) -> dict[str, list[Row]]:
+        """The waiting rows, by table, handed over (and no longer waiting here)."""
+        taken = {name: rows[:] for name, rows in self.rows.items() if rows}
+        for rows in self.rows.values():
+            rows.clear()
+        return taken
+
+    def write(self, conn: sa.Connection, batch: dict[str, list[Row]] | None = None) -> None:
+        """Write ``batch`` (default: every waiting row) in ``conn``'s transaction.
+
+        The facts and families are keyed by random ids; sorted, a batch's rows land in the
+        primary key's B-tree in order, each page visited once, not once per row.
+        """
+        for name, rows in (self.take() if batch is None else batch).items():
+            if not rows:
+                continue
+            if name in RANDOM_KEYS:
+                rows.sort(key=_first)
+            if conn.dialect.name == "postgresql":
+                self._copy(conn, name, rows)
+            else:
+                conn.exec_driver_sql(self._statement(conn, name), rows)
+
+    def _target(self, conn: sa.Connection, name: str) -> str:
+        quote = conn.dialect.identifier_preparer
+        columns = ", ".join(quote.quote(c) for c in ROW_COLUMNS[name])
+        return f"{quote.format_table(self.t[name])} ({columns})"
+
+    def _statement(self, conn: sa.Connection, name: str) -> str:
+        if name not in self._statements:
+            marks = ", ".join("?" * len(ROW_COLUMNS[name]))
+            target = self._target(conn, name)  # quoted names from the table metadata
+            self._statements[name] = f"INSERT INTO {target} VALUES ({marks})"  # noqa: S608
+        return self._statements[name]
+
+    def _copy(self, conn: sa.Connection, name: str, rows: list[Row]) -> None:
+        """PostgreSQL's ``COPY``: binary when every column's type is known, text otherwise.
+
+        Binary spares the text escaping of the stored facts' bytes (``rl_fact.state``).
+        """
+        table = self.t[name]
+        types = [_PG_TYPES.get(type(table.c[c].type)) for c in ROW_COLUMNS[name]]
+        binary = all(types)
+        driver: Any = conn.connection.driver_connection
+        statement = f"COPY {self._target(conn, name)} FROM STDIN" + (
+            " (FORMAT BINARY)" if binary else ""
+        )
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            if binary:
+                copy.set_types(types)
+            write = copy.write_row
+            for row in rows:
+                write(row)
+
+
+_PG_TYPES: dict[type[sa.types.TypeEngine[Any]], str] = {
+    sa.BigInteger: "int8",
+    sa.Integer: "int4",
+    sa.Boolean: "bool",
+    sa.LargeBinary: "bytea",
+    sa.String: "text",
+}  # the PostgreSQL type whose binary form COPY sends for a column of each type
+
+
+@contextmanager
+def loading(conn: sa.Connection) -> Iterator[None]:
+    """Session settings for a bulk load into tables nobody reads yet, restored afterwards.
+
+    SQLite: no fsync per commit (a crash can only lose the shadow tables, which the next rebuild
+    drops anyway; the swap runs with the usual setting) and a larger page cache. PostgreSQL:
+    commits do not wait for the WAL flush.
+    """
+    if conn.dialect.name == "sqlite":
+        # Outside any transaction (SQLite refuses to change the safety level inside one): on
+        # the driver's connection, which is in autocommit mode (projections.database).
+        driver: Any = conn.connection.driver_connection
+        before = [
+            f"PRAGMA {pragma}={driver.execute(f'PRAGMA {pragma}').fetchone()[0]}"
+            for pragma in ("synchronous", "cache_size")
+        ]
+        driver.execute("PRAGMA synchronous=OFF")
+        driver.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        try:
+            yield
+        finally:
+            conn.rollback()
+            for statement in before:
+                driver.execute(statement)
+        return
+    conn.exec_driver_sql("SET synchronous_commit TO off")
+    conn.commit()
+    try:
+        yield
+    finally:
+        conn.rollback()
+        conn.exec_driver_sql("RESET synchronous_commit")
+        conn.commit()
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Keep the cyclic garbage collector out of a bulk load.
+
+    A rebuild holds tens of thousands of facts while it allocates millions of short-lived
+    objects; the collector would keep re-scanning the held ones (a third of the rebuild's time).
+    Nothing a rebuild allocates forms a reference cycle (a collection between batches found
+    none), so reference counting frees everything on time; the collector resumes afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

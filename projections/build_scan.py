@@ -1,0 +1,269 @@
+"""The rebuild's pass over the ledger: each fact decoded once, each subject derived once.
+
+:class:`Scan` takes the ledger's facts in recording order and emits the rows of every shadow table
+as tuples (into a :class:`~projections.build_bulk.Bulk`): ``rl_fact`` (the stored bytes, copied),
+``rl_family``, and the derived rows of each subject, computed from the facts already in memory by
+the same pure function as catch-up (:func:`projections.store.subject_tuples`).
+
+A subject can only be derived once all its facts are known, and the ledger is not ordered by
+subject. The scan keeps the families (a fact and its corrections) of recently touched subjects in
+memory, up to ``budget`` facts; when it must make room, it derives the subject touched longest ago
+and forgets its facts. Should a fact about such a subject turn up later, the subject is marked
+*spoiled*: its facts are all in ``rl_fact`` by then, so :func:`rederive_spoiled` re-derives it from
+the shadow tables at the end, replacing whatever was emitted for it, exactly as catch-up would.
+A correction whose family is no longer in memory is resolved from the shadow tables and spoils the
+subjects of that family the same way. Memory therefore stays bounded whatever the ledger's order:
+``budget`` facts, plus one small integer per subject already derived and the names of the spoiled
+ones. On a ledger where a subject's facts are recorded near each other (the usual case, and the
+synthetic funnel's) almost nothing is spoiled, and every fact is decoded once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterable
+from itertools import groupby
+from typing import Any
+
+import sqlalchemy as sa
+
+from ledger.events import Fact
+from projections.build_bulk import Bulk
+from projections.corrections import Family, is_correction, moved_to, target_of
+from projections.periods import to_us
+from projections.schema import Tables
+from projections.store import (
+    CHUNK,
+    DERIVED_BY_KIND,
+    FIELD_OF_KIND,
+    STORED_KINDS,
+    SUBJECT_COLUMN,
+    Stored,
+    Subject,
+    families_of,
+    subject_tuples,
+)
+
+BUDGET = 50_000  # facts kept in memory (about 1.3 KiB each)
+Lookup = Callable[[uuid.UUID], tuple[str, str, set[str]] | None]
+
+
+class Held:
+    """A family kept in memory: its root id and kind, its subjects, and how many hold it now."""
+
+    __slots__ = ("family", "holders", "ident", "kind", "root", "subjects")
+
+    def __init__(self, root: str, kind: str, family: Family, subjects: tuple[str, ...]) -> None:
+        """A family of ``kind`` rooted at fact ``root``, about ``subjects`` (held by none yet)."""
+        self.ident = family.root.originator_id.int  # the root's key in ``Scan.by_id``
+        self.root = root
+        self.kind = kind
+        self.family = family
+        self.subjects = subjects
+        self.holders = 0  # held subjects whose list of families includes this one
+
+    def size(self) -> int:
+        """How many facts the family holds."""
+        return 1 + len(self.family.corrections)
+
+
+class Scan:
+    """Turns facts, in recording order, into the rows of every shadow table (see module doc)."""
+
+    def __init__(self, out: Bulk, lookup: Lookup, budget: int = BUDGET) -> None:
+        """Emit rows into ``out``; ``lookup`` finds a stored fact's (root, kind, subjects)."""
+        self.out = out
+        self.facts, self.families = out.rows["fact"], out.rows["family"]
+        self.lookup = lookup
+        self.budget = budget
+        self.held: OrderedDict[Subject, list[Held]] = OrderedDict()  # least recently touched first
+        self.by_id: dict[int, Held] = {}  # every fact in memory (id as int) -> its family
+        self.count = 0  # facts in memory
+        self.derived: set[int] = set()  # hashes of the subjects derived (a collision only
+        # spoils a subject needlessly: it is then derived from the shadow tables, correctly)
+        self.spoiled: set[Subject] = set()
+        self.subjects = 0  # subjects derived so far
+
+    def add(self, page: Iterable[Stored]) -> None:
+        """Take in one page of facts."""
+        facts, families, by_id, held_now = self.facts, self.families, self.by_id, self.held
+        stamp, recorded = None, 0  # facts recorded in one batch share their ledger time
+        for _, fact, topic, state in page:
+            if fact.timestamp != stamp:  # fact.recorded_at, without the property call
+                stamp = fact.timestamp
+                recorded = to_us(stamp)
+            fid = fact.originator_id  # fact.id, without the property call
+            if is_correction(fact):
+                root = self._correction(fact)
+                if root is None:
+                    continue  # corrects a fact no projection uses
+                fact_id = fid.hex
+            else:
+                kind = STORED_KINDS.get(fact.subject_field)
+                if kind is None:
+                    continue
+                root = fact_id = fid.hex
+                family = Family(fact)
+                family.recorded_us = recorded  # known already: spare the derivation the work
+                subject = family.subject
+                families.append((root, kind, subject))
+                held = Held(root, kind, family, (subject,))
+                by_id[held.ident] = held
+                self.count += 1
+                key = (kind, subject)
+                mine = held_now.get(key)
+                if mine is None:
+                    held.holders = 1  # provisionally: forgotten below unless attached
+                    self._attach(held, subject)
+                    self._release(held)
+                else:  # the common case, inlined: another fact of a subject in memory
+                    held_now.move_to_end(key)
+                    mine.append(held)
+                    held.holders = 1
+            facts.append((fact_id, root, recorded, topic, state))
+            while self.count > self.budget:
+                self._derive(*held_now.popitem(last=False))
+
+    def finish(self) -> set[Subject]:
+        """Derive every subject still in memory; return the spoiled ones."""
+        while self.held:
+            self._derive(*self.held.popitem(last=False))
+        return self.spoiled
+
+    def _correction(self, fact: Fact) -> str | None:
+        target = target_of(fact)
+        held = self.by_id.get(target.int)
+        if held is None:
+            found = self.lookup(target)
+            if found is None:
+                return None
+            root, kind, subjects = found
+            moved = moved_to(fact, FIELD_OF_KIND[kind])
+            self.families.extend((root, kind, s) for s in sorted(moved - subjects))
+            for subject in subjects | moved:
+                self._spoil((kind, subject))
+            return root
+        kind = held.kind
+        new = sorted(moved_to(fact, FIELD_OF_KIND[kind]).difference(held.subjects))
+        self.families.extend((held.root, kind, s) for s in new)
+        held.family.corrections.append(fact)
+        self.by_id[fact.id.int] = held
+        self.count += 1
+        old, held.subjects = held.subjects, (*held.subjects, *new)
+        held.holders += 1  # keeps the family while its subjects are visited
+        for subject in old:
+            key = (kind, subject)
+            if key in self.held:
+                self.held.move_to_end(key)
+            elif key not in self.spoiled:
+                self._spoil(key)  # derived already, without this correction
+        for subject in new:
+            self._attach(held, subject)
+        self._release(held)
+        return held.root
+
+    def _attach(self, held: Held, subject: str) -> None:
+        """``held`` has just become one of ``subject``'s families."""
+        key = (held.kind, subject)
+        families = self.held.get(key)
+        if families is not None:
+            self.held.move_to_end(key)
+        elif key in self.spoiled:
+            return
+        elif hash(key) in self.derived:
+            self._spoil(key)
+            return
+        else:
+            families = self.held[key] = []
+        families.append(held)
+        held.holders += 1
+
+    def _spoil(self, key: Subject) -> None:
+        self.spoiled.add(key)
+        for held in self.held.pop(key, ()):
+            self._release(held)
+
+    def _release(self, held: Held) -> None:
+        """One holder of ``held`` lets go; forget its facts once nobody holds it."""
+        held.holders -= 1
+        if held.holders > 0:
+            return
+        by_id = self.by_id
+        del by_id[held.ident]
+        for correction in held.family.corrections:
+            del by_id[correction.id.int]
+        self.count -= held.size()
+
+    def _derive(self, key: Subject, families: list[Held]) -> None:
+        kind, subject = key
+        rows = self.out.rows
+        for table, derived in subject_tuples(kind, subject, [h.family for h in families]).items():
+            rows[table].extend(derived)
+        self.derived.add(hash(key))
+        self.subjects += 1
+        by_id = self.by_id
+        for held in families:
+            if held.holders == 1 and not held.family.corrections:  # the common case, inlined
+                held.holders = 0
+                del by_id[held.ident]
+                self.count -= 1
+            else:
+                self._release(held)
+
+
+def lookup_in(conn: sa.Connection, t: Tables) -> Lookup:
+    """A :data:`Lookup` reading ``t`` through ``conn`` (rows must have been written first)."""
+    fact, family = t["fact"], t["family"]
+    root_query = (
+        sa.select(fact.c.root_id, family.c.kind)
+        .join(family, family.c.root_id == fact.c.root_id)
+        .where(fact.c.fact_id == sa.bindparam("target"))
+        .limit(1)
+    )
+    subjects_query = sa.select(family.c.subject).where(
+        family.c.root_id == sa.bindparam("root"), family.c.kind == sa.bindparam("kind")
+    )
+
+    def lookup(target: uuid.UUID) -> tuple[str, str, set[str]] | None:
+        row = conn.execute(root_query, {"target": target.hex}).first()
+        if row is None:
+            return None
+        subjects = conn.execute(subjects_query, {"root": row.root_id, "kind": row.kind})
+        return row.root_id, row.kind, set(subjects.scalars())
+
+    return lookup
+
+
+def rederive_spoiled(
+    conn: sa.Connection, t: Tables, out: Bulk, spoiled: set[Subject]
+) -> Iterable[int]:
+    """Replace the rows of ``spoiled`` subjects by a derivation from the shadow tables' facts.
+
+    Rows are deleted here and the new ones left in ``out`` for the caller to write; yields the
+    number of subjects derived after each chunk, so the caller can write and report progress.
+    """
+    fact, family = t["fact"], t["family"]
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for kind, subject in sorted(spoiled):
+        by_kind[kind].append(subject)
+    for kind, names in by_kind.items():
+        for start in range(0, len(names), CHUNK):
+            chunk = names[start : start + CHUNK]
+            for table in DERIVED_BY_KIND[kind]:
+                target = t[table]
+                conn.execute(sa.delete(target).where(target.c[SUBJECT_COLUMN[table]].in_(chunk)))
+            query = (
+                sa.select(
+                    family.c.subject, fact.c.root_id, fact.c.fact_id, fact.c.topic, fact.c.state
+                )
+                .join(fact, fact.c.root_id == family.c.root_id)
+                .where(family.c.kind == kind, family.c.subject.in_(chunk))
+                .order_by(family.c.subject)
+            )
+            rows: list[Any] = list(conn.execute(query))
+            for subject, group in groupby(rows, key=lambda r: r.subject):
+                derived = subject_tuples(kind, subject, families_of(group))
+                for table, tuples in derived.items():
+                    out.rows[table].extend(tuples)
+            yield len(chunk)
