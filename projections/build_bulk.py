@@ -11,8 +11,10 @@ index); primary keys stay, so lookups during the load are indexed.
 from __future__ import annotations
 
 import gc
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -23,6 +25,7 @@ from projections.schema import Tables
 from projections.store import ROW_COLUMNS, Row
 
 SQLITE_CACHE_KIB = 65_536  # page cache of the writer while it loads (default: 2 MiB)
+VARIABLES = 8192  # SQLite: parameters per multi-row INSERT (SQLite's own limit: 32,766)
 RANDOM_KEYS = ("fact", "family")  # tables whose primary key starts with a fact id
 _first = itemgetter(0)
 
@@ -43,21 +46,37 @@ def create_indexes(conn: sa.Connection, t: Tables, names: tuple[str, ...] | None
 class Bulk:
     """Rows waiting to be written to one set of tables, by table name."""
 
-    def __init__(self, t: Tables) -> None:
-        """Buffer rows for the tables of ``t``."""
+    def __init__(self, t: Tables, conn: sa.Connection | None = None) -> None:
+        """Buffer rows for the tables of ``t``, to be written through connections like ``conn``."""
         self.t = t
         self.rows: dict[str, list[Row]] = {name: [] for name in ROW_COLUMNS if name in t.by_name}
         self._statements: dict[str, str] = {}
+        self.per_statement: dict[str, int] = {}  # SQLite: rows per multi-row INSERT
+        if conn is not None and conn.dialect.name == "sqlite":
+            driver: Any = conn.connection.driver_connection
+            limit = min(VARIABLES, driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+            self.per_statement = {
+                name: max(1, limit // len(ROW_COLUMNS[name])) for name in self.rows
+            }
 
     def __len__(self) -> int:
         """How many rows are waiting."""
         return sum(map(len, self.rows.values()))
 
-    def take(self) -> dict[str, list[Row]]:
-        """The waiting rows, by table, handed over (and no longer waiting here)."""
-        taken = {name: rows[:] for name, rows in self.rows.items() if rows}
-        for rows in self.rows.values():
-            rows.clear()
+    def take(self, *, everything: bool = True) -> dict[str, list[Row]]:
+        """The waiting rows, by table, handed over (and no longer waiting here).
+
+        Unless ``everything``, a table's last rows too few to fill a multi-row ``INSERT`` wait
+        for the next batch.
+        """
+        taken: dict[str, list[Row]] = {}
+        for name, rows in self.rows.items():
+            count = len(rows)
+            if not everything and name in self.per_statement:
+                count -= count % self.per_statement[name]
+            if count:
+                taken[name] = rows[:count]
+                del rows[:count]
         return taken
 
     def write(self, conn: sa.Connection, batch: dict[str, list[Row]] | None = None) -> None:
@@ -74,19 +93,40 @@ class Bulk:
             if conn.dialect.name == "postgresql":
                 self._copy(conn, name, rows)
             else:
-                conn.exec_driver_sql(self._statement(conn, name), rows)
+                self._insert(conn, name, rows)
+
+    def _insert(self, conn: sa.Connection, name: str, rows: list[Row]) -> None:
+        """SQLite: multi-row ``INSERT`` statements of ``per_statement`` rows, the rest one by one.
+
+        One statement per row (``executemany``) takes the interpreter lock back after every row,
+        and a thread deriving meanwhile holds it for up to a switch interval each time; a
+        statement of a thousand rows or more keeps SQLite's work off the lock. The same few
+        statements are reused (a prepared statement costs ~120 bytes per parameter).
+        """
+        size = self.per_statement.get(name, 1)
+        whole = len(rows) - len(rows) % size
+        if whole:
+            statement = self._statement(conn, name, size)
+            for start in range(0, whole, size):
+                conn.exec_driver_sql(
+                    statement, tuple(chain.from_iterable(rows[start : start + size]))
+                )
+        if whole < len(rows):
+            conn.exec_driver_sql(self._statement(conn, name, 1), rows[whole:])
 
     def _target(self, conn: sa.Connection, name: str) -> str:
         quote = conn.dialect.identifier_preparer
         columns = ", ".join(quote.quote(c) for c in ROW_COLUMNS[name])
         return f"{quote.format_table(self.t[name])} ({columns})"
 
-    def _statement(self, conn: sa.Connection, name: str) -> str:
-        if name not in self._statements:
-            marks = ", ".join("?" * len(ROW_COLUMNS[name]))
+    def _statement(self, conn: sa.Connection, name: str, count: int) -> str:
+        key = f"{name}*{count}"
+        if key not in self._statements:
+            row = f"({', '.join('?' * len(ROW_COLUMNS[name]))})"
             target = self._target(conn, name)  # quoted names from the table metadata
-            self._statements[name] = f"INSERT INTO {target} VALUES ({marks})"  # noqa: S608
-        return self._statements[name]
+            values = ", ".join([row] * count)
+            self._statements[key] = f"INSERT INTO {target} VALUES {values}"  # noqa: S608
+        return self._statements[key]
 
     def _copy(self, conn: sa.Connection, name: str, rows: list[Row]) -> None:
         """PostgreSQL's ``COPY``: binary when every column's type is known, text otherwise.

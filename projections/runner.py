@@ -26,7 +26,7 @@ from projections.build_pipe import Writer, read_ahead
 from projections.build_scan import BUDGET, Scan, lookup_in, rederive_spoiled
 from projections.database import create_engine
 from projections.schema import TABLES, Tables, tables, tracking_table
-from projections.store import read_stored, rederive, store_facts
+from projections.store import Subject, read_stored, rederive, store_facts
 
 NAME = "funnel"
 PAGE = 1000
@@ -136,7 +136,7 @@ class Projection:
     # --- rebuild ---------------------------------------------------------------------------------
 
     def rebuild(self, progress: Progress = _ignore, subjects: Progress = _ignore) -> int:
-        """Rebuild from scratch into shadow tables, swap them in, then catch up; returns the position.
+        """Rebuild into shadow tables, swap them in, then catch up; returns the position.
 
         The shadow tables are filled by :meth:`_load` (one pass over the ledger), indexed, and
         renamed over the live ones in one transaction. ``progress`` is told about facts read,
@@ -156,73 +156,94 @@ class Projection:
             rollup.build(conn, shadow)
             self._swap(conn, shadow)
             self._track(conn, position=end, generation=generation)
-        self._analyze()
+        if self.writer.dialect.name != "postgresql":  # PostgreSQL's came with the tables
+            self._analyze()
         self.catch_up(progress)
         return self.position()
 
     def _load(self, shadow: Tables, end: int, progress: Progress, subjects: Progress) -> None:
         """Fill the shadow tables with the facts up to ``end`` and build their indexes.
 
-        One pass over the ledger, read, derived and written on three threads
-        (:mod:`projections.build_pipe`); then the spoiled subjects again, from the shadow tables
-        (:mod:`projections.build_scan`); then the secondary indexes. Rows are written and
-        committed in batches of about ``FLUSH_ROWS``.
+        One pass over the ledger (:meth:`_scan`), then the spoiled subjects again, from the
+        shadow tables (:mod:`projections.build_scan`), then the secondary indexes.
         """
-        out = Bulk(shadow)
         with self.writer.connect() as conn, loading(conn), paused_gc():
-            stored = lookup_in(conn, shadow)
-            with Writer(conn) as writer:
-
-                def flush() -> None:
-                    batch = out.take()
-
-                    def write(c: sa.Connection) -> None:
-                        out.write(c, batch)
-                        c.commit()
-
-                    writer.submit(write)
-
-                def lookup(target: uuid.UUID) -> tuple[str, str, set[str]] | None:
-                    flush()  # the fact may still be waiting in ``out``
-
-                    def find(c: sa.Connection) -> tuple[str, str, set[str]] | None:
-                        try:
-                            return stored(target)
-                        finally:
-                            c.commit()  # SQLite: no write lock held until the next batch
-
-                    return writer.call(find)
-
-                scan = Scan(out, lookup, self.budget)
-                derived = 0
-                read = partial(read_stored, self.ledger, limit=READ_PAGE, stop=end)
-                for page in read_ahead(read, end):
-                    scan.add(page)
-                    if len(out) >= FLUSH_ROWS:
-                        flush()
-                    progress(len(page))
-                    if scan.subjects > derived:
-                        subjects(scan.subjects - derived)
-                        derived = scan.subjects
-                spoiled = scan.finish()
-                flush()
-            if scan.subjects > derived:
-                subjects(scan.subjects - derived)
+            spoiled = self._scan(conn, shadow, end, progress, subjects)
             create_indexes(conn, shadow, FACTS)
+            out = Bulk(shadow, conn)
             for count in rederive_spoiled(conn, shadow, out, spoiled):
                 out.write(conn)
                 subjects(count)
             create_indexes(conn, shadow, tuple(n for n in shadow.by_name if n not in FACTS))
+            if conn.dialect.name == "postgresql":
+                # Statistics now, for the roll-ups built from these tables before the swap (no
+                # statistics: nested-loop plans, a hundred times slower); they survive the rename.
+                self._analyze(conn, shadow)
             conn.commit()
 
-    def _analyze(self) -> None:
-        """Refresh the planner's statistics: freshly bulk-loaded tables have none, and without
-        them PostgreSQL picks nested-loop plans that make some reports a hundred times slower.
+    def _scan(
+        self, conn: sa.Connection, shadow: Tables, end: int, progress: Progress, subjects: Progress
+    ) -> set[Subject]:
+        """The pass over the ledger up to ``end``; returns the subjects it spoiled.
+
+        Read, derived and written on three threads (:mod:`projections.build_pipe`); rows are
+        written and committed in batches of about ``FLUSH_ROWS``.
         """
-        quote = self.writer.dialect.identifier_preparer
-        with self.writer.begin() as conn:
-            for table in self.live.by_name.values():
-                conn.exec_driver_sql(f"ANALYZE {quote.format_table(table)}")
+        out = Bulk(shadow, conn)
+        stored = lookup_in(conn, shadow)
+        with Writer(conn) as writer:
+
+            def flush(*, everything: bool = True) -> None:
+                batch = out.take(everything=everything)
+
+                def write(c: sa.Connection) -> None:
+                    out.write(c, batch)
+                    c.commit()
+
+                writer.submit(write)
+
+            def lookup(target: uuid.UUID) -> tuple[str, str, set[str]] | None:
+                flush()  # the fact may still be waiting in ``out``
+
+                def find(c: sa.Connection) -> tuple[str, str, set[str]] | None:
+                    try:
+                        return stored(target)
+                    finally:
+                        c.commit()  # SQLite: no write lock held until the next batch
+
+                return writer.call(find)
+
+            scan = Scan(out, lookup, self.budget)
+            derived = 0
+            read = partial(read_stored, self.ledger, limit=READ_PAGE, stop=end)
+            for page in read_ahead(read, end):
+                scan.add(page)
+                if len(out) >= FLUSH_ROWS:
+                    flush(everything=False)
+                progress(len(page))
+                if scan.subjects > derived:
+                    subjects(scan.subjects - derived)
+                    derived = scan.subjects
+            spoiled = scan.finish()
+            flush()
+        if scan.subjects > derived:
+            subjects(scan.subjects - derived)
+        return spoiled
+
+    def _analyze(self, conn: sa.Connection | None = None, t: Tables | None = None) -> None:
+        """Refresh the planner's statistics of the tables ``t`` (default: the live ones).
+
+        Freshly bulk-loaded tables have none, and without them PostgreSQL picks nested-loop plans
+        that make some reports a hundred times slower. Through ``conn`` (default: a new
+        transaction).
+        """
+        if conn is None:
+            with self.writer.begin() as own:
+                self._analyze(own, t)
+            return
+        quote = conn.dialect.identifier_preparer
+        for table in (t or self.live).by_name.values():
+            conn.exec_driver_sql(f"ANALYZE {quote.format_table(table)}")
 
     def _swap(self, conn: sa.Connection, shadow: Tables) -> None:
         quote = conn.dialect.identifier_preparer

@@ -22,6 +22,7 @@ from projections.credit.data import (
     check_tables,
     load_campaigns,
     read,
+    without_gc,
 )
 from projections.credit.journeys import NO_TOUCH, Crediting, Touch
 from projections.credit.options import CreditOptions
@@ -121,6 +122,7 @@ def totals_note(totals: dict[str | None, Tally], what: str) -> list[str]:
     ]
 
 
+@without_gc
 def attribution(reader: Reader, window: Window) -> Report:
     """Credit per period and campaign (or channel), per currency."""
     options = window.options.credit

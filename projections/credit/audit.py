@@ -18,7 +18,7 @@ from eventsourcing.utils import resolve_topic
 
 from ledger.events import FactAmended, FactRetracted
 from projections.credit.attribution import credit_key
-from projections.credit.data import UNIT, CreditData, Deal, load_deal
+from projections.credit.data import UNIT, CreditData, Deal, load_deal, without_gc
 from projections.credit.derive import FEEDS
 from projections.credit.journeys import DAY_US, NO_TOUCH, Touch, credit, shares
 from projections.credit.models import DEFAULT_HALF_LIFE, MODEL_NAMES, Model, named_model
@@ -258,6 +258,7 @@ def _correction_rows(reader: Reader, window: Window, data: CreditData, deal: Dea
     return report
 
 
+@without_gc
 def audit_deal(reader: Reader, window: Window, opportunity_id: str) -> list[Report]:
     """The three audit sections of one opportunity."""
     options = window.options.credit

@@ -20,7 +20,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from projections.credit.attribution import PeriodIndex
-from projections.credit.data import Reading, Wanted, check_tables, select_deals
+from projections.credit.data import Reading, Wanted, check_tables, select_deals, without_gc
 from projections.credit.journeys import DAY_US
 from projections.reading import Reader
 from projections.report import Report
@@ -81,19 +81,20 @@ def _arr(reader: Reader, window: Window) -> list[tuple[int, str, Decimal, str]]:
     ]
 
 
+@without_gc
 def revenue(reader: Reader, window: Window) -> Report:
     """Bookings, ARR movements, net new ARR, win rate, deal size, cycle and pipeline velocity."""
     check_tables(reader)
     months: dict[tuple[int, str], Month] = defaultdict(Month)
-    period_index = PeriodIndex(window)
+    find = PeriodIndex(window)
     wanted = Wanted(closed=("won", "lost"), journeys=False)  # opened, or finally closed, in it
     with reader.engine.connect() as conn:
         deals = select_deals(Reading(conn, reader, window, wanted))
     for deal in deals.values():
-        opened = period_index(deal.opened_us)
+        opened = find(deal.opened_us)
         if deal.opp_type == "new" and opened is not None:
             months[opened, deal.currency].opened += 1
-        closed = None if deal.closed_us is None else period_index(deal.closed_us)
+        closed = None if deal.closed_us is None else find(deal.closed_us)
         if closed is None:
             continue
         if deal.outcome == "won" and deal.won_currency and deal.won_amount is not None:
@@ -106,7 +107,7 @@ def revenue(reader: Reader, window: Window) -> Report:
         elif deal.outcome == "lost" and deal.opp_type == "new":
             months[closed, deal.currency].lost += 1
     for at, kind, amount, currency in _arr(reader, window):
-        index = period_index(at)
+        index = find(at)
         if index is not None:
             months[index, currency].arr[kind] += amount
     report = Report(

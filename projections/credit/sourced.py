@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from projections.credit.attribution import PeriodIndex, wanted
-from projections.credit.data import Contact, CreditData, Deal, check_tables, read
+from projections.credit.data import Contact, CreditData, Deal, check_tables, read, without_gc
 from projections.credit.options import SourcedRule
 from projections.periods import from_us
 from projections.reading import Reader
@@ -98,6 +98,7 @@ class Totals:
     revenue: Decimal = Decimal(0)
 
 
+@without_gc
 def sourced(reader: Reader, window: Window) -> Report:
     """Deals opened and pipeline, deals won and revenue, by who sourced them."""
     options = window.options.credit

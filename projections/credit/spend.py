@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from projections.credit.allocation import allocate
 from projections.credit.attribution import PeriodIndex, credit_key, credited_parts, wanted
-from projections.credit.data import check_tables, load_campaigns, read
+from projections.credit.data import check_tables, load_campaigns, read, without_gc
 from projections.periods import Calendar
 from projections.reading import Reader
 from projections.report import Report
@@ -130,6 +130,7 @@ def _overall(sums: Sums, target: Decimal) -> list[str]:
     ]
 
 
+@without_gc
 def spend(reader: Reader, window: Window) -> Report:
     """Spend, credited pipeline and revenue, and their ratios per period, campaign or channel."""
     options = window.options.credit

@@ -269,3 +269,42 @@ def test_the_scan_forgets_every_fact_it_let_go_of():
         assert scan.spoiled <= subjects  # left for the shadow tables; every other one derived:
         assert {hash(key) for key in subjects - scan.spoiled} <= scan.derived
         assert not scan.spoiled or budget < len(facts)  # an ample budget spoils nothing
+
+
+def test_bulk_writes_every_row_whatever_the_batching(db_url, monkeypatch):
+    """Multi-row INSERTs (SQLite) or binary COPY (PostgreSQL): rows come back as given."""
+    import projections.build_bulk as bulk  # noqa: PLC0415
+    from projections.build_bulk import Bulk, create_bare  # noqa: PLC0415
+
+    monkeypatch.setattr(bulk, "VARIABLES", 16)  # three fact rows per SQLite statement
+    config = parse_url(db_url)
+    if config.schema:
+        engine = sa.create_engine(config.sqlalchemy_url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {config.schema}")
+        engine.dispose()
+    shadow = tables(config.schema, shadow=True)
+    facts = [(f"{n:032x}", f"{n % 3:032x}", n, "t", bytes([n, 0, 255])) for n in range(11)]
+    stays = [
+        (f"L{n}", n, "mql", n, 2**62, None, "sal", "forward", "", n % 2 == 0, n, 2**62)
+        for n in range(7)
+    ]
+    engine = sa.create_engine(config.sqlalchemy_url)
+    with engine.begin() as conn:
+        create_bare(conn, shadow)
+        out = Bulk(shadow, conn)
+        out.rows["fact"].extend(facts)
+        out.rows["stay"].extend(stays)
+        partial = out.take(everything=False)
+        if config.backend == "sqlite":  # whole statements only; the rest waits
+            assert len(partial["fact"]) == 9
+            assert len(out.rows["fact"]) == 2
+        out.write(conn, partial)
+        out.write(conn)
+        assert len(out) == 0
+        got = {
+            name: sorted(tuple(row) for row in conn.execute(sa.select(shadow[name])))
+            for name in ("fact", "stay")
+        }
+    engine.dispose()
+    assert got == {"fact": sorted(facts), "stay": sorted(stays)}
