@@ -74,8 +74,13 @@ def parse_url(url: str) -> StoreConfig:
         if not dbname:
             raise ConfigurationError(f"database URL {url!r} names no database; e.g. .../revledger")
         schema = parse_qs(parts.query).get("schema", [None])[0]
-        if schema is not None and not schema.isidentifier():
+        if schema is not None and not (schema.isidentifier() and schema.isascii()):
             raise ConfigurationError(f"database URL {url!r}: schema must be a plain identifier")
+        if schema is not None and schema != schema.lower():
+            # PostgreSQL folds unquoted names to lower case, and not every statement quotes them.
+            raise ConfigurationError(
+                f"database URL {url!r}: schema must be lower case; use ?schema={schema.lower()}"
+            )
         env = {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "POSTGRES_DBNAME": dbname,

@@ -5,6 +5,8 @@ Definitions: docs/metrics.md, section "Conversion".
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from projections.flow import stage_flows, transitions
@@ -43,9 +45,10 @@ def cohort(reader: Reader, window: Window) -> Report:
         f"Cohort conversion per {window.options.calendar.kind}", columns, notes=window.notes()
     )
     for source in _sources(window):
-        for target in later_stages(source):
-            step = "next" if target == next_stage(source) else "cumulative"
-            for idx, g, size, near, ever, skipped in _cohort_counts(reader, window, source, target):
+        targets = later_stages(source)
+        for idx, g, size, counts in _cohort_counts(reader, window, source, targets):
+            for target, (near, ever, skipped) in zip(targets, counts, strict=True):
+                step = "next" if target == next_stage(source) else "cumulative"
                 report.rows.append(
                     [
                         window.periods[idx].label,
@@ -66,13 +69,19 @@ def cohort(reader: Reader, window: Window) -> Report:
 
 
 def _cohort_counts(
-    reader: Reader, window: Window, source: str, target: str
-) -> list[tuple[int, str, int, int, int, int]]:
+    reader: Reader, window: Window, source: str, targets: tuple[str, ...]
+) -> list[tuple[int, str, int, list[tuple[int, int, int]]]]:
+    """Per period and group: the cohort entering ``source`` and, per target, who reached it.
+
+    For each of ``targets``: how many reached it within the window's days, ever, and only by
+    skipping it. One query for every target: each cohort member's later stays are read once.
+    """
     stay, later = reader.tables["stay"], reader.tables["stay"].alias("later")
     grp = reader.group(window)
     limit = window.options.within * DAY_US
+    one = sa.literal(1)
 
-    def build(periods: sa.CTE) -> sa.Select[tuple[int, str, int, int, int, int]]:
+    def build(periods: sa.CTE) -> sa.Select[tuple[object, ...]]:
         entered = (
             sa.select(
                 periods.c.idx, grp, stay.c.lead_id, sa.func.min(stay.c.entered_us).label("t0")
@@ -89,22 +98,20 @@ def _cohort_counts(
             .group_by(periods.c.idx, grp, stay.c.lead_id)
             .subquery("entered")
         )
-        reaches = sa.or_(later.c.stage == target, later.c.skipped.contains(f",{target},"))
+        firsts: list[sa.ColumnElement[object]] = []
+        for i, target in enumerate(targets):
+            reaches = sa.or_(later.c.stage == target, later.c.skipped.contains(f",{target},"))
+            firsts.append(sa.func.min(sa.case((reaches, later.c.entered_us))).label(f"r{i}"))
+            direct = sa.case((later.c.stage == target, later.c.entered_us))
+            firsts.append(sa.func.min(direct).label(f"d{i}"))
         reached = (
-            sa.select(
-                entered.c.idx,
-                entered.c.grp,
-                entered.c.t0,
-                sa.func.min(later.c.entered_us).label("t1"),
-                sa.func.min(sa.case((later.c.stage == target, later.c.entered_us))).label("direct"),
-            )
+            sa.select(entered.c.idx, entered.c.grp, entered.c.t0, *firsts)
             .select_from(
                 entered.outerjoin(
                     later,
                     sa.and_(
                         later.c.lead_id == entered.c.lead_id,
                         window.known(later),
-                        reaches,
                         later.c.entered_us >= entered.c.t0,
                         later.c.entered_us < window.cap,
                     ),
@@ -113,30 +120,26 @@ def _cohort_counts(
             .group_by(entered.c.idx, entered.c.grp, entered.c.lead_id, entered.c.t0)
             .subquery("reached")
         )
-        one = sa.literal(1)
-        return sa.select(
-            reached.c.idx,
-            reached.c.grp,
-            sa.func.count(),
-            sa.func.coalesce(
-                sa.func.sum(sa.case((reached.c.t1 - reached.c.t0 <= limit, one), else_=0)), 0
-            ),
-            sa.func.count(reached.c.t1),
-            sa.func.coalesce(
-                sa.func.sum(
-                    sa.case(
-                        (sa.and_(reached.c.t1.is_not(None), reached.c.direct.is_(None)), one),
-                        else_=0,
-                    )
-                ),
-                0,
-            ),
-        ).group_by(reached.c.idx, reached.c.grp)
+        counts: list[sa.ColumnElement[Any]] = []
+        for i in range(len(targets)):
+            t1, first_direct = reached.c[f"r{i}"], reached.c[f"d{i}"]
+            near = sa.case((t1 - reached.c.t0 <= limit, one), else_=0)
+            skipped = sa.case((sa.and_(t1.is_not(None), first_direct.is_(None)), one), else_=0)
+            counts += [
+                sa.func.coalesce(sa.func.sum(near), 0),
+                sa.func.count(t1),
+                sa.func.coalesce(sa.func.sum(skipped), 0),
+            ]
+        return sa.select(reached.c.idx, reached.c.grp, sa.func.count(), *counts).group_by(
+            reached.c.idx, reached.c.grp
+        )
 
-    return [
-        tuple(int(v) if i != 1 else v for i, v in enumerate(row))  # type: ignore[misc]
-        for row in reader.per_period(window, build)
-    ]
+    out = []
+    for idx, g, size, *values in reader.per_period(window, build):
+        numbers = [int(v) for v in values]
+        triples = [tuple(numbers[i : i + 3]) for i in range(0, len(numbers), 3)]
+        out.append((int(idx), g, int(size), triples))
+    return out  # type: ignore[return-value]
 
 
 def period_based(reader: Reader, window: Window) -> Report:

@@ -115,12 +115,25 @@ class Projection:
         return done
 
     def _check_current(self) -> None:
-        """Refuse to follow into tables an older revledger built without some of today's tables."""
+        """Refuse to follow into tables an older revledger built without some of today's columns.
+
+        A table or column the projection lacks would otherwise surface as an SQL error half-way
+        through a catch-up; a rebuild creates every table as it is today.
+        """
         with self.reader.connect() as conn:
-            present = set(sa.inspect(conn).get_table_names(schema=self.schema))
-        missing = sorted(t.name for t in self.live.by_name.values() if t.name not in present)
+            inspector = sa.inspect(conn)
+            names = set(inspector.get_table_names(schema=self.schema))
+            wanted = [t for t in self.live.by_name.values() if t.name in names]
+            found = inspector.get_multi_columns(
+                schema=self.schema, filter_names=[t.name for t in wanted]
+            )
+        present = {table: {c["name"] for c in columns} for (_, table), columns in found.items()}
+        missing = [t.name for t in self.live.by_name.values() if t.name not in names]
+        missing += [
+            f"{t.name}.{c.name}" for t in wanted for c in t.columns if c.name not in present[t.name]
+        ]
         if missing:
-            msg = f"the projection lacks {', '.join(missing)}; run 'revledger rebuild' once"
+            msg = f"the projection lacks {', '.join(sorted(missing))}; run 'revledger rebuild' once"
             raise StoreUnavailable(msg)
 
     def follow(

@@ -6,18 +6,27 @@ functions). Definitions: docs/metrics.md, section "Velocity".
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
+
 import sqlalchemy as sa
 
 from projections.reading import Reader
 from projections.report import Report
-from projections.stages import PROGRESSION, next_stage
+from projections.stages import PROGRESSION
 from projections.window import DAY_US, Window
 
 Durations = sa.Subquery  # columns: idx, grp, key, dur (microseconds)
 
 
-def _summarise(reader: Reader, window: Window, measure: str, build: object) -> list[list[object]]:
-    """Run ``build(periods) -> Durations`` and reduce each (period, group, key) to statistics."""
+def _summarise(
+    reader: Reader, window: Window, measure: str | Callable[[str], str], build: object
+) -> list[list[object]]:
+    """Run ``build(periods) -> Durations`` and reduce each (period, group, key) to statistics.
+
+    ``measure``: the measure's name, or a function of the key that names it.
+    """
+    name = measure if callable(measure) else lambda _key: measure
 
     def query(periods: sa.CTE) -> sa.Select[tuple[object, ...]]:
         durations: Durations = build(periods)  # type: ignore[operator]
@@ -40,7 +49,7 @@ def _summarise(reader: Reader, window: Window, measure: str, build: object) -> l
         ).group_by(ranked.c.idx, ranked.c.grp, ranked.c.key)
 
     return [
-        [idx, g, measure, key, int(n), float(mean) / DAY_US, median / DAY_US, p90 / DAY_US]
+        [idx, g, name(key), key, int(n), float(mean) / DAY_US, median / DAY_US, p90 / DAY_US]
         for idx, g, key, n, mean, median, p90 in reader.per_period(window, query)
     ]
 
@@ -88,13 +97,14 @@ def velocity(reader: Reader, window: Window) -> Report:
 
     rows = _summarise(reader, window, "time_in_stage", completed)
     rows += _summarise(reader, window, "open_age", open_age)
-    for source in PROGRESSION[:-1]:
-        target = next_stage(source)
-        assert target is not None
-        if wanted in (None, source, target):
-            rows += _summarise(reader, window, "lag", _firsts(reader, window, source, target))
-    if wanted in (None, "won"):
-        rows += _summarise(reader, window, "sales_cycle", _firsts(reader, window, None, "won"))
+    lags = [
+        (source, target)
+        for source, target in itertools.pairwise(PROGRESSION)
+        if wanted in (None, source, target)
+    ]
+    cycle = wanted in (None, "won")
+    if lags or cycle:
+        rows += _summarise(reader, window, _measure, _firsts(reader, window, lags, cycle=cycle))
     by = window.options.by
     columns = [
         "period",
@@ -114,44 +124,67 @@ def velocity(reader: Reader, window: Window) -> Report:
     return report
 
 
-def _firsts(reader: Reader, window: Window, source: str | None, target: str) -> object:
-    """Durations from the first entry into ``source`` (first contact if None) to first reaching ``target``.
+def _measure(key: str) -> str:
+    """``lag`` for the keys ``A->B``, ``sales_cycle`` for the key ``won``."""
+    return "lag" if "->" in key else "sales_cycle"
 
-    Bucketed by the period in which ``target`` is first reached; leads that reached ``target``
-    before ``source`` are left out.
+
+def _firsts(
+    reader: Reader, window: Window, lags: list[tuple[str, str]], *, cycle: bool
+) -> Callable[[sa.CTE], Durations]:
+    """Lags A->B and the sales cycle, bucketed by the period of the first reach of B (``won``).
+
+    A lag runs from the first entry into A to the first reach of B; the cycle from the first
+    contact to the first reach of ``won``. Every lead's first entries and first reaches come
+    from one pass over the stays (one grouped query, used by every measure); leads that reached
+    B before A are left out.
     """
     stay, lead = reader.tables["stay"], reader.tables["lead"]
-    reaches = sa.or_(stay.c.stage == target, stay.c.skipped.contains(f",{target},"))
-    first_target = sa.func.min(sa.case((reaches, stay.c.entered_us))).label("t1")
-    firsts = sa.select(stay.c.lead_id, first_target).where(
-        window.known(stay), stay.c.entered_us < window.cap
+
+    def reaches(stage: str) -> sa.ColumnElement[bool]:
+        return sa.or_(stay.c.stage == stage, stay.c.skipped.contains(f",{stage},"))
+
+    sources = sorted({source for source, _ in lags})
+    targets = sorted({target for _, target in lags} | ({"won"} if cycle else set()))
+    entered = {s: f"e{i}" for i, s in enumerate(sources)}
+    reached = {t: f"r{i}" for i, t in enumerate(targets)}
+    columns: list[sa.ColumnElement[object]] = [stay.c.lead_id]
+    columns += [
+        sa.func.min(sa.case((stay.c.stage == s, stay.c.entered_us))).label(entered[s])
+        for s in sources
+    ]
+    columns += [
+        sa.func.min(sa.case((reaches(t), stay.c.entered_us))).label(reached[t]) for t in targets
+    ]
+    source: sa.FromClause = stay
+    if cycle:
+        columns.append(sa.func.min(lead.c.first_contact_us).label("contact"))
+        source = stay.outerjoin(lead, sa.and_(lead.c.lead_id == stay.c.lead_id, window.known(lead)))
+    start = window.periods[0].start if window.periods else window.cap
+    per_lead = (
+        sa.select(*columns)
+        .select_from(source)
+        .where(window.known(stay), stay.c.entered_us < window.cap)
+        .group_by(stay.c.lead_id)
+        .having(sa.func.max(stay.c.entered_us) >= start)  # else every first reach precedes P
+        .cte("firsts")
     )
-    if source is None:
-        firsts = firsts.add_columns(sa.func.min(lead.c.first_contact_us).label("t0")).join(
-            lead, sa.and_(lead.c.lead_id == stay.c.lead_id, window.known(lead))
-        )
-    else:
-        firsts = firsts.add_columns(
-            sa.func.min(sa.case((stay.c.stage == source, stay.c.entered_us))).label("t0")
-        )
-    per_lead = firsts.group_by(stay.c.lead_id).subquery("firsts")
-    key = f"{source}->{target}" if source else target
+    pairs = [(per_lead.c[entered[s]], per_lead.c[reached[t]], f"{s}->{t}") for s, t in lags]
+    if cycle:
+        pairs.append((per_lead.c.contact, per_lead.c[reached["won"]], "won"))
     grp = reader.group(window)
 
     def build(periods: sa.CTE) -> Durations:
-        source_ = reader.with_lead(window, per_lead, per_lead.c.lead_id).join(
-            periods, sa.and_(per_lead.c.t1 >= periods.c.p_start, per_lead.c.t1 < periods.c.p_end)
-        )
-        return (
-            sa.select(
-                periods.c.idx,
-                grp,
-                sa.literal(key).label("key"),
-                (per_lead.c.t1 - per_lead.c.t0).label("dur"),
+        branches = [
+            sa.select(periods.c.idx, grp, sa.literal(key).label("key"), (t1 - t0).label("dur"))
+            .select_from(
+                reader.with_lead(window, per_lead, per_lead.c.lead_id).join(
+                    periods, sa.and_(t1 >= periods.c.p_start, t1 < periods.c.p_end)
+                )
             )
-            .select_from(source_)
-            .where(per_lead.c.t0.is_not(None), per_lead.c.t1 >= per_lead.c.t0)
-            .subquery()
-        )
+            .where(t0.is_not(None), t1 >= t0)
+            for t0, t1, key in pairs
+        ]
+        return sa.union_all(*branches).subquery("durations")
 
     return build

@@ -11,9 +11,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from ledger import open_ledger, parse_fact
+from ledger.errors import StoreUnavailable
 from ledger.storage import parse_url
 from projections.api import Reports
 from projections.periods import Calendar
@@ -114,6 +116,32 @@ def test_catch_up_twice_applies_nothing_new(db_url):
     before = dump(db_url)
     assert projection.catch_up() == 0
     assert dump(db_url) == before
+    projection.close()
+    ledger.close()
+
+
+def test_a_projection_missing_a_column_asks_for_a_rebuild(db_url):
+    """Tables built by an older revledger: catch-up refuses with one line; a rebuild fixes it."""
+    ledger = open_ledger(db_url)
+    ledger.record(funnel(5))
+    projection = Projection(ledger)
+    projection.catch_up()
+    touch = projection.live["touch"]
+    quote = projection.writer.dialect.identifier_preparer
+    with projection.writer.begin() as conn:  # as built before touches carried their account
+        for index in touch.indexes:
+            index.drop(conn)
+        conn.exec_driver_sql(
+            f"ALTER TABLE {quote.format_table(touch)} DROP COLUMN {quote.quote('account_id')}"
+        )
+    ledger.record([move(900, "L900", "mql", 3)])
+    with pytest.raises(
+        StoreUnavailable, match=r"lacks rl_touch\.account_id; run 'revledger rebuild'"
+    ):
+        projection.catch_up()
+    projection.rebuild()
+    assert projection.catch_up() == 0
+    assert projection.position() == ledger.position()
     projection.close()
     ledger.close()
 

@@ -7,6 +7,7 @@ over the raw facts, below) agrees with inventory, flow, conversion and velocity.
 
 from __future__ import annotations
 
+import itertools
 import random
 import statistics
 import tempfile
@@ -285,6 +286,44 @@ def in_at(stays: list[dict[str, Any]], stage: str, moment: datetime) -> int:
     )
 
 
+def reference_lags(
+    stays: list[dict[str, Any]], a: str, b: str, p0: datetime, p1: datetime
+) -> list[float]:
+    """Per lead, first reach of ``b`` - first entry into ``a`` (days), for reaches in [p0, p1)."""
+    lags = []
+    for lead in {s["lead"] for s in stays}:
+        own = [s for s in stays if s["lead"] == lead]
+        t0 = min((s["entered"] for s in own if s["stage"] == a), default=None)
+        t1 = min((s["entered"] for s in own if s["stage"] == b or b in s["skipped"]), default=None)
+        if t0 is not None and t1 is not None and t0 <= t1 and p0 <= t1 < p1:
+            lags.append((t1 - t0) / timedelta(days=1))
+    return lags
+
+
+def check_lags(
+    velocity: dict[tuple[str, str, str], Any],
+    stays: list[dict[str, Any]],
+    label: str,
+    p0: datetime,
+    p1: datetime,
+) -> None:
+    """The velocity report's lags A->B of the period [p0, p1) equal the reference's."""
+    for a, b in itertools.pairwise(ORDER):
+        lags = reference_lags(stays, a, b, p0, p1)
+        assert_statistics(velocity.get((label, "lag", f"{a}->{b}")), lags)
+
+
+def assert_statistics(got: Any, values: list[float]) -> None:
+    """A velocity row's count, mean, median and p90 are those of ``values`` (no row if none)."""
+    if not values:
+        assert got is None
+        return
+    assert got[0] == len(values)
+    assert abs(got[1] - statistics.fmean(values)) < 1e-6
+    assert got[2] == nearest_rank(values, 0.5)
+    assert got[3] == nearest_rank(values, 0.9)
+
+
 def nearest_rank(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[-(-len(ordered) * int(p * 10) // 10) - 1]
@@ -293,7 +332,7 @@ def nearest_rank(values: list[float], p: float) -> float:
 @PROPERTY
 @given(histories())
 def test_reports_agree_with_an_independent_reference_computation(records):
-    """Inventory, flow, cohort conversion and time in stage match plain Python over the facts."""
+    """Inventory, flow, cohort conversion, time in stage and lags match plain Python."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp, 'a.db')}"
         record_all(url, records, [])
@@ -317,14 +356,7 @@ def test_reports_agree_with_an_independent_reference_computation(records):
                 for s in stays
                 if s["stage"] == stage and s["exited"] is not None and p0 <= s["exited"] < p1
             ]
-            got = velocity.get((label, "time_in_stage", stage))
-            if done:
-                assert got[0] == len(done)
-                assert abs(got[1] - statistics.fmean(done)) < 1e-6
-                assert got[2] == nearest_rank(done, 0.5)
-                assert got[3] == nearest_rank(done, 0.9)
-            else:
-                assert got is None
+            assert_statistics(velocity.get((label, "time_in_stage", stage)), done)
         for a in ORDER[:-1]:
             entries: dict[str, datetime] = {}
             for s in stays:
@@ -353,3 +385,4 @@ def test_reports_agree_with_an_independent_reference_computation(records):
                     sum(s for _, s in reach.values()),
                 )
                 assert cohort.get((label, a, b), (0, 0, 0, 0)) == want
+        check_lags(velocity, stays, label, p0, p1)

@@ -49,3 +49,16 @@ def test_unsupported_urls_are_refused_with_an_example(url: str) -> None:
     """A URL that names no usable store is a ConfigurationError, not a crash later."""
     with pytest.raises(ConfigurationError):
         parse_url(url)
+
+
+@pytest.mark.parametrize("schema", ["EMEA", "Emea", "emea_Q1"])
+def test_a_schema_with_capitals_is_refused_with_its_lower_case_spelling(schema: str) -> None:
+    """PostgreSQL folds unquoted names to lower case: the URL must spell the schema that way."""
+    with pytest.raises(ConfigurationError, match=rf"use \?schema={schema.lower()}$"):
+        parse_url(f"postgresql://h/db?schema={schema}")
+
+
+def test_a_non_ascii_schema_is_refused() -> None:
+    """Identifiers beyond ASCII are not plain identifiers for every statement that names them."""
+    with pytest.raises(ConfigurationError, match="plain identifier"):
+        parse_url("postgresql://h/db?schema=ventes_é")
