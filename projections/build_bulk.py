@@ -10,7 +10,6 @@ index); primary keys stay, so lookups during the load are indexed.
 
 from __future__ import annotations
 
-import gc
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -190,21 +189,3 @@ def loading(conn: sa.Connection) -> Iterator[None]:
         conn.rollback()
         conn.exec_driver_sql("RESET synchronous_commit")
         conn.commit()
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Keep the cyclic garbage collector out of a bulk load.
-
-    A rebuild holds tens of thousands of facts while it allocates millions of short-lived
-    objects; the collector would keep re-scanning the held ones (a third of the rebuild's time).
-    Nothing a rebuild allocates forms a reference cycle (a collection between batches found
-    none), so reference counting frees everything on time; the collector resumes afterwards.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

@@ -21,10 +21,11 @@ import sqlalchemy as sa
 from ledger.application import Ledger
 from ledger.errors import StoreUnavailable
 from projections import rollup
-from projections.build_bulk import Bulk, create_bare, create_indexes, loading, paused_gc
+from projections.build_bulk import Bulk, create_bare, create_indexes, loading
 from projections.build_pipe import Writer, read_ahead
 from projections.build_scan import BUDGET, Scan, lookup_in, rederive_spoiled
 from projections.database import create_engine
+from projections.gc_pause import paused_gc
 from projections.schema import TABLES, Tables, tables, tracking_table
 from projections.store import Subject, read_stored, rederive, store_facts
 
@@ -97,6 +98,10 @@ class Projection:
         """Apply every ledger fact recorded since the last position; returns how many."""
         self.ensure()
         self._check_current()
+        return self._apply(progress, stop)
+
+    def _apply(self, progress: Progress, stop: threading.Event | None) -> int:
+        """Apply the facts after the tracked position, one page per transaction."""
         done = 0
         while stop is None or not stop.is_set():
             with self.writer.begin() as conn:
@@ -111,7 +116,8 @@ class Projection:
             done += len(page)
             progress(len(page))
         if done >= ANALYZE_AFTER:
-            self._analyze()
+            with self.writer.begin() as conn:
+                self._analyze(conn, self.live)
         return done
 
     def _check_current(self) -> None:
@@ -139,10 +145,15 @@ class Projection:
     def follow(
         self, stop: threading.Event, interval: float = 1.0, progress: Progress = _ignore
     ) -> int:
-        """Catch up, then keep polling for new facts every ``interval`` seconds until ``stop``."""
+        """Catch up, then keep polling for new facts every ``interval`` seconds until ``stop``.
+
+        The tables are checked once, not at every poll (the catalogue query is not free).
+        """
+        self.ensure()
+        self._check_current()
         done = 0
         while not stop.is_set():
-            done += self.catch_up(progress, stop)
+            done += self._apply(progress, stop)
             stop.wait(interval)
         return done
 
@@ -170,7 +181,8 @@ class Projection:
             self._swap(conn, shadow)
             self._track(conn, position=end, generation=generation)
         if self.writer.dialect.name != "postgresql":  # PostgreSQL's came with the tables
-            self._analyze()
+            with self.writer.begin() as conn:  # SQLite's statistics do not follow a rename
+                self._analyze(conn, self.live)
         self.catch_up(progress)
         return self.position()
 
@@ -243,19 +255,14 @@ class Projection:
             subjects(scan.subjects - derived)
         return spoiled
 
-    def _analyze(self, conn: sa.Connection | None = None, t: Tables | None = None) -> None:
-        """Refresh the planner's statistics of the tables ``t`` (default: the live ones).
+    def _analyze(self, conn: sa.Connection, t: Tables) -> None:
+        """Refresh the planner's statistics of the tables ``t``.
 
         Freshly bulk-loaded tables have none, and without them PostgreSQL picks nested-loop plans
-        that make some reports a hundred times slower. Through ``conn`` (default: a new
-        transaction).
+        that make some reports a hundred times slower.
         """
-        if conn is None:
-            with self.writer.begin() as own:
-                self._analyze(own, t)
-            return
         quote = conn.dialect.identifier_preparer
-        for table in (t or self.live).by_name.values():
+        for table in t.by_name.values():
             conn.exec_driver_sql(f"ANALYZE {quote.format_table(table)}")
 
     def _swap(self, conn: sa.Connection, shadow: Tables) -> None:

@@ -16,21 +16,17 @@ from projections.report import Report
 from projections.stages import PROGRESSION
 from projections.window import DAY_US, Window
 
-Durations = sa.Subquery  # columns: idx, grp, key, dur (microseconds)
+Durations = sa.Subquery  # columns: idx, grp, measure, key, dur (microseconds)
 
 
 def _summarise(
-    reader: Reader, window: Window, measure: str | Callable[[str], str], build: object
+    reader: Reader, window: Window, build: Callable[[sa.CTE], Durations]
 ) -> list[list[object]]:
-    """Run ``build(periods) -> Durations`` and reduce each (period, group, key) to statistics.
-
-    ``measure``: the measure's name, or a function of the key that names it.
-    """
-    name = measure if callable(measure) else lambda _key: measure
+    """Run ``build(periods)`` and reduce each (period, group, measure, key) to statistics."""
 
     def query(periods: sa.CTE) -> sa.Select[tuple[object, ...]]:
-        durations: Durations = build(periods)  # type: ignore[operator]
-        part = (durations.c.idx, durations.c.grp, durations.c.key)
+        durations = build(periods)
+        part = (durations.c.idx, durations.c.grp, durations.c.measure, durations.c.key)
         ranked = sa.select(
             *part,
             durations.c.dur,
@@ -41,16 +37,17 @@ def _summarise(
         return sa.select(
             ranked.c.idx,
             ranked.c.grp,
+            ranked.c.measure,
             ranked.c.key,
             sa.func.max(n),
             sa.func.avg(dur),
             sa.func.max(sa.case((rn == (n + 1) // 2, dur))),
             sa.func.max(sa.case((rn == (9 * n + 9) // 10, dur))),
-        ).group_by(ranked.c.idx, ranked.c.grp, ranked.c.key)
+        ).group_by(ranked.c.idx, ranked.c.grp, ranked.c.measure, ranked.c.key)
 
     return [
-        [idx, g, name(key), key, int(n), float(mean) / DAY_US, median / DAY_US, p90 / DAY_US]
-        for idx, g, key, n, mean, median, p90 in reader.per_period(window, query)
+        [idx, g, measure, key, int(n), float(mean) / DAY_US, median / DAY_US, p90 / DAY_US]
+        for idx, g, measure, key, n, mean, median, p90 in reader.per_period(window, query)
     ]
 
 
@@ -70,6 +67,7 @@ def velocity(reader: Reader, window: Window) -> Report:
             sa.select(
                 periods.c.idx,
                 grp,
+                sa.literal("time_in_stage").label("measure"),
                 stay.c.stage.label("key"),
                 (stay.c.exited_us - stay.c.entered_us).label("dur"),
             )
@@ -87,6 +85,7 @@ def velocity(reader: Reader, window: Window) -> Report:
             sa.select(
                 periods.c.idx,
                 grp,
+                sa.literal("open_age").label("measure"),
                 stay.c.stage.label("key"),
                 (periods.c.p_end - stay.c.entered_us).label("dur"),
             )
@@ -95,8 +94,8 @@ def velocity(reader: Reader, window: Window) -> Report:
             .subquery()
         )
 
-    rows = _summarise(reader, window, "time_in_stage", completed)
-    rows += _summarise(reader, window, "open_age", open_age)
+    rows = _summarise(reader, window, completed)
+    rows += _summarise(reader, window, open_age)
     lags = [
         (source, target)
         for source, target in itertools.pairwise(PROGRESSION)
@@ -104,7 +103,7 @@ def velocity(reader: Reader, window: Window) -> Report:
     ]
     cycle = wanted in (None, "won")
     if lags or cycle:
-        rows += _summarise(reader, window, _measure, _firsts(reader, window, lags, cycle=cycle))
+        rows += _summarise(reader, window, _firsts(reader, window, lags, cycle=cycle))
     by = window.options.by
     columns = [
         "period",
@@ -122,11 +121,6 @@ def velocity(reader: Reader, window: Window) -> Report:
     for idx, g, *rest in rows:
         report.rows.append([window.periods[int(str(idx))].label, *([g] if by else []), *rest])
     return report
-
-
-def _measure(key: str) -> str:
-    """``lag`` for the keys ``A->B``, ``sales_cycle`` for the key ``won``."""
-    return "lag" if "->" in key else "sales_cycle"
 
 
 def _firsts(
@@ -169,21 +163,27 @@ def _firsts(
         .having(sa.func.max(stay.c.entered_us) >= start)  # else every first reach precedes P
         .cte("firsts")
     )
-    pairs = [(per_lead.c[entered[s]], per_lead.c[reached[t]], f"{s}->{t}") for s, t in lags]
+    pairs = [(per_lead.c[entered[s]], per_lead.c[reached[t]], "lag", f"{s}->{t}") for s, t in lags]
     if cycle:
-        pairs.append((per_lead.c.contact, per_lead.c[reached["won"]], "won"))
+        pairs.append((per_lead.c.contact, per_lead.c[reached["won"]], "sales_cycle", "won"))
     grp = reader.group(window)
 
     def build(periods: sa.CTE) -> Durations:
         branches = [
-            sa.select(periods.c.idx, grp, sa.literal(key).label("key"), (t1 - t0).label("dur"))
+            sa.select(
+                periods.c.idx,
+                grp,
+                sa.literal(measure).label("measure"),
+                sa.literal(key).label("key"),
+                (t1 - t0).label("dur"),
+            )
             .select_from(
                 reader.with_lead(window, per_lead, per_lead.c.lead_id).join(
                     periods, sa.and_(t1 >= periods.c.p_start, t1 < periods.c.p_end)
                 )
             )
             .where(t0.is_not(None), t1 >= t0)
-            for t0, t1, key in pairs
+            for t0, t1, measure, key in pairs
         ]
         return sa.union_all(*branches).subquery("durations")
 

@@ -22,10 +22,10 @@ from projections.credit.data import (
     check_tables,
     load_campaigns,
     read,
-    without_gc,
 )
 from projections.credit.journeys import NO_TOUCH, Crediting, Touch
 from projections.credit.options import CreditOptions
+from projections.gc_pause import without_gc
 from projections.reading import Reader
 from projections.report import Report
 from projections.window import Window

@@ -18,12 +18,13 @@ from eventsourcing.utils import resolve_topic
 
 from ledger.events import FactAmended, FactRetracted
 from projections.credit.attribution import credit_key
-from projections.credit.data import UNIT, CreditData, Deal, load_deal, without_gc
+from projections.credit.data import UNIT, CreditData, Deal, load_deal
 from projections.credit.derive import FEEDS
 from projections.credit.journeys import DAY_US, NO_TOUCH, Touch, credit, shares
 from projections.credit.models import DEFAULT_HALF_LIFE, MODEL_NAMES, Model, named_model
 from projections.credit.sourced import sourced_by
 from projections.errors import ReportError
+from projections.gc_pause import without_gc
 from projections.periods import from_us
 from projections.reading import Reader
 from projections.report import Report

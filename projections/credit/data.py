@@ -18,18 +18,14 @@ account's touches are sorted once and each deal's journey is a slice of them.
 
 from __future__ import annotations
 
-import functools
-import gc
 import itertools
-import threading
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from operator import itemgetter
-from typing import Any, NamedTuple, ParamSpec, TypeVar
+from typing import Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
@@ -420,54 +416,3 @@ def load_deal(reader: Reader, window: Window, opportunity_id: str) -> CreditData
     campaigns = load_campaigns(reader, window)
     found = list(read(reader, window, Wanted(opportunity_id=opportunity_id), campaigns))
     return found[0] if found else CreditData({}, {}, {}, campaigns)
-
-
-@dataclass
-class _Pause:
-    """How many credit reports are running with the collector paused, and whether to resume it."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    running: int = 0
-    resume: bool = False
-
-
-_PAUSE = _Pause()
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Keep the cyclic garbage collector out of a credit report while it runs.
-
-    A report holds the deals of its window and a batch of leads and touches while it allocates
-    hundreds of thousands of short-lived tuples; the collector keeps re-scanning the held objects
-    (a third of a report's time at 3M events). What a report allocates is freed by reference
-    counting (a collection after a report finds about a hundred objects in cycles, from the
-    database layer); they are collected once the collector resumes, when no report is running.
-    """
-    with _PAUSE.lock:
-        if _PAUSE.running == 0:
-            _PAUSE.resume = gc.isenabled()
-            gc.disable()
-        _PAUSE.running += 1
-    try:
-        yield
-    finally:
-        with _PAUSE.lock:
-            _PAUSE.running -= 1
-            if _PAUSE.running == 0 and _PAUSE.resume:
-                gc.enable()
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def without_gc(report: Callable[P, R]) -> Callable[P, R]:
-    """Run ``report`` with the cyclic garbage collector paused (:func:`paused_gc`)."""
-
-    @functools.wraps(report)
-    def paused(*args: P.args, **kwargs: P.kwargs) -> R:
-        with paused_gc():
-            return report(*args, **kwargs)
-
-    return paused

@@ -21,7 +21,8 @@ import sqlalchemy as sa
 
 from projections.credit.allocation import allocate
 from projections.credit.attribution import PeriodIndex, credit_key, credited_parts, wanted
-from projections.credit.data import check_tables, load_campaigns, read, without_gc
+from projections.credit.data import check_tables, load_campaigns, read
+from projections.gc_pause import without_gc
 from projections.periods import Calendar
 from projections.reading import Reader
 from projections.report import Report

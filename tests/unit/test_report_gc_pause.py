@@ -1,4 +1,4 @@
-"""Credit reports run with the cyclic garbage collector paused, and always give it back."""
+"""Rebuilds and credit reports run with the cyclic garbage collector paused, and give it back."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from projections.credit.data import paused_gc, without_gc
+from projections.gc_pause import paused_gc, without_gc
 
 
 @pytest.fixture(autouse=True)
