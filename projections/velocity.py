@@ -1,15 +1,18 @@
 """Velocity: time in stage, age of open stays, stage-to-stage lag and sales cycle, in days.
 
-Every measure is aggregated in SQL (count, mean, and nearest-rank median and p90 through window
-functions). Definitions: docs/metrics.md, section "Velocity".
+SQL selects each measure's durations; they are counted, averaged and ranked (nearest-rank median
+and p90) here. Definitions: docs/metrics.md, section "Velocity".
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
+from collections import defaultdict
 from collections.abc import Callable
 
 import sqlalchemy as sa
+from sortedcontainers import SortedList
 
 from projections.reading import Reader
 from projections.report import Report
@@ -19,36 +22,36 @@ from projections.window import DAY_US, Window
 Durations = sa.Subquery  # columns: idx, grp, measure, key, dur (microseconds)
 
 
+def _statistics(n: int, total: int, median: int, p90: int) -> list[object]:
+    """Count, mean, median and p90 in days, from microsecond totals and nearest-rank values."""
+    return [n, total / n / DAY_US, median / DAY_US, p90 / DAY_US]
+
+
 def _summarise(
     reader: Reader, window: Window, build: Callable[[sa.CTE], Durations]
 ) -> list[list[object]]:
-    """Run ``build(periods)`` and reduce each (period, group, measure, key) to statistics."""
+    """Run ``build(periods)`` and reduce each (period, group, measure, key) to statistics.
+
+    The durations are ranked here rather than with SQL window functions: reading them and
+    sorting each group's integers costs a fraction of ranking them in the database.
+    """
 
     def query(periods: sa.CTE) -> sa.Select[tuple[object, ...]]:
         durations = build(periods)
-        part = (durations.c.idx, durations.c.grp, durations.c.measure, durations.c.key)
-        ranked = sa.select(
-            *part,
-            durations.c.dur,
-            sa.func.row_number().over(partition_by=part, order_by=durations.c.dur).label("rn"),
-            sa.func.count().over(partition_by=part).label("n"),
-        ).subquery("ranked")
-        n, rn, dur = ranked.c.n, ranked.c.rn, ranked.c.dur
         return sa.select(
-            ranked.c.idx,
-            ranked.c.grp,
-            ranked.c.measure,
-            ranked.c.key,
-            sa.func.max(n),
-            sa.func.avg(dur),
-            sa.func.max(sa.case((rn == (n + 1) // 2, dur))),
-            sa.func.max(sa.case((rn == (9 * n + 9) // 10, dur))),
-        ).group_by(ranked.c.idx, ranked.c.grp, ranked.c.measure, ranked.c.key)
+            durations.c.idx, durations.c.grp, durations.c.measure, durations.c.key, durations.c.dur
+        )
 
-    return [
-        [idx, g, measure, key, int(n), float(mean) / DAY_US, median / DAY_US, p90 / DAY_US]
-        for idx, g, measure, key, n, mean, median, p90 in reader.per_period(window, query)
-    ]
+    samples: dict[tuple[int, str, str, str], list[int]] = defaultdict(list)
+    for idx, grp, measure, key, dur in reader.per_period(window, query):
+        samples[int(idx), grp, measure, key].append(int(dur))
+    rows: list[list[object]] = []
+    for (idx, grp, measure, key), durations in samples.items():
+        durations.sort()
+        n = len(durations)
+        median, p90 = durations[(n + 1) // 2 - 1], durations[(9 * n + 9) // 10 - 1]
+        rows.append([idx, grp, measure, key, *_statistics(n, sum(durations), median, p90)])
+    return rows
 
 
 def velocity(reader: Reader, window: Window) -> Report:
@@ -76,26 +79,8 @@ def velocity(reader: Reader, window: Window) -> Report:
             .subquery()
         )
 
-    def open_age(periods: sa.CTE) -> Durations:
-        source = reader.with_lead(window, stay, stay.c.lead_id).join(
-            periods,
-            sa.and_(stay.c.entered_us < periods.c.p_end, stay.c.exited_us >= periods.c.p_end),
-        )
-        return (
-            sa.select(
-                periods.c.idx,
-                grp,
-                sa.literal("open_age").label("measure"),
-                stay.c.stage.label("key"),
-                (periods.c.p_end - stay.c.entered_us).label("dur"),
-            )
-            .select_from(source)
-            .where(window.known(stay), stage_filter)
-            .subquery()
-        )
-
     rows = _summarise(reader, window, completed)
-    rows += _summarise(reader, window, open_age)
+    rows += _open_ages(reader, window, stage_filter)
     lags = [
         (source, target)
         for source, target in itertools.pairwise(PROGRESSION)
@@ -121,6 +106,61 @@ def velocity(reader: Reader, window: Window) -> Report:
     for idx, g, *rest in rows:
         report.rows.append([window.periods[int(str(idx))].label, *([g] if by else []), *rest])
     return report
+
+
+def _open_ages(
+    reader: Reader, window: Window, stage_filter: sa.ColumnElement[bool]
+) -> list[list[object]]:
+    """Age of the stays open at each period's end (``entered < end <= exited``), in one pass.
+
+    Stays that are open at some period end are read once (entered before the last end, not
+    exited before the first) instead of once per period: terminal stays (won, lost) never
+    close, so they would be ranked again at every period end. Each group's stays are swept
+    through the period ends in order, keeping the open stays' entry times in a sorted list: the
+    k-th shortest age at ``end`` is ``end`` minus the k-th latest entry.
+    """
+    ends = [period.end for period in window.periods]
+    if not ends:
+        return []
+    stay = reader.tables["stay"]
+    query = (
+        sa.select(reader.group(window), stay.c.stage, stay.c.entered_us, stay.c.exited_us)
+        .select_from(reader.with_lead(window, stay, stay.c.lead_id))
+        .where(
+            window.known(stay),
+            stage_filter,
+            stay.c.entered_us < ends[-1],
+            stay.c.exited_us >= ends[0],
+        )
+    )
+    entries: dict[tuple[str, str], list[int]] = defaultdict(list)
+    exits: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+    for grp, stage, entered, exited in reader.rows(query):
+        entries[grp, stage].append(entered)
+        if exited < ends[-1]:  # else still open at the last end: never leaves the sweep
+            exits[grp, stage].append((exited, entered))
+    rows: list[list[object]] = []
+    for (grp, stage), entered in entries.items():
+        entered.sort()
+        leaving = sorted(exits[grp, stage])
+        open_stays = SortedList()
+        total = added = removed = 0
+        for idx, end in enumerate(ends):
+            upto = bisect.bisect_left(entered, end)
+            open_stays.update(entered[added:upto])
+            total += sum(entered[added:upto])
+            added = upto
+            while removed < len(leaving) and leaving[removed][0] < end:
+                open_stays.remove(leaving[removed][1])
+                total -= leaving[removed][1]
+                removed += 1
+            n = len(open_stays)
+            if n:
+                median = end - open_stays[n - (n + 1) // 2]
+                p90 = end - open_stays[n - (9 * n + 9) // 10]
+                statistics = _statistics(n, n * end - total, median, p90)
+                rows.append([idx, grp, "open_age", stage, *statistics])
+    return rows
 
 
 def _firsts(

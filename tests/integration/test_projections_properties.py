@@ -332,7 +332,7 @@ def nearest_rank(values: list[float], p: float) -> float:
 @PROPERTY
 @given(histories())
 def test_reports_agree_with_an_independent_reference_computation(records):
-    """Inventory, flow, cohort conversion, time in stage and lags match plain Python."""
+    """Inventory, flow, cohort conversion, time in stage, open age and lags match plain Python."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp, 'a.db')}"
         record_all(url, records, [])
@@ -357,6 +357,14 @@ def test_reports_agree_with_an_independent_reference_computation(records):
                 if s["stage"] == stage and s["exited"] is not None and p0 <= s["exited"] < p1
             ]
             assert_statistics(velocity.get((label, "time_in_stage", stage)), done)
+            ages = [
+                (p1 - s["entered"]) / timedelta(days=1)
+                for s in stays
+                if s["stage"] == stage
+                and s["entered"] < p1
+                and (s["exited"] is None or s["exited"] >= p1)
+            ]
+            assert_statistics(velocity.get((label, "open_age", stage)), ages)
         for a in ORDER[:-1]:
             entries: dict[str, datetime] = {}
             for s in stays:
