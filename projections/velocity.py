@@ -9,7 +9,6 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections import defaultdict
-from collections.abc import Callable
 
 import sqlalchemy as sa
 from sortedcontainers import SortedList
@@ -17,9 +16,9 @@ from sortedcontainers import SortedList
 from projections.reading import Reader
 from projections.report import Report
 from projections.stages import PROGRESSION
-from projections.window import DAY_US, Window
+from projections.window import DAY_US, PeriodIndex, Window
 
-Durations = sa.Subquery  # columns: idx, grp, measure, key, dur (microseconds)
+Samples = dict[tuple[int, str, str, str], list[int]]  # (period, group, measure, key) -> µs
 
 
 def _statistics(n: int, total: int, median: int, p90: int) -> list[object]:
@@ -27,24 +26,12 @@ def _statistics(n: int, total: int, median: int, p90: int) -> list[object]:
     return [n, total / n / DAY_US, median / DAY_US, p90 / DAY_US]
 
 
-def _summarise(
-    reader: Reader, window: Window, build: Callable[[sa.CTE], Durations]
-) -> list[list[object]]:
-    """Run ``build(periods)`` and reduce each (period, group, measure, key) to statistics.
+def _ranked(samples: Samples) -> list[list[object]]:
+    """Each (period, group, measure, key)'s durations reduced to count, mean, median and p90.
 
     The durations are ranked here rather than with SQL window functions: reading them and
     sorting each group's integers costs a fraction of ranking them in the database.
     """
-
-    def query(periods: sa.CTE) -> sa.Select[tuple[object, ...]]:
-        durations = build(periods)
-        return sa.select(
-            durations.c.idx, durations.c.grp, durations.c.measure, durations.c.key, durations.c.dur
-        )
-
-    samples: dict[tuple[int, str, str, str], list[int]] = defaultdict(list)
-    for idx, grp, measure, key, dur in reader.per_period(window, query):
-        samples[int(idx), grp, measure, key].append(int(dur))
     rows: list[list[object]] = []
     for (idx, grp, measure, key), durations in samples.items():
         durations.sort()
@@ -56,30 +43,9 @@ def _summarise(
 
 def velocity(reader: Reader, window: Window) -> Report:
     """Time in stage, open-stay age, stage-to-stage lag and sales cycle per period."""
-    stay = reader.tables["stay"]
-    grp = reader.group(window)
     wanted = window.options.stage
-    stage_filter = stay.c.stage == wanted if wanted else sa.true()
-
-    def completed(periods: sa.CTE) -> Durations:
-        source = reader.with_lead(window, stay, stay.c.lead_id).join(
-            periods,
-            sa.and_(stay.c.exited_us >= periods.c.p_start, stay.c.exited_us < periods.c.p_end),
-        )
-        return (
-            sa.select(
-                periods.c.idx,
-                grp,
-                sa.literal("time_in_stage").label("measure"),
-                stay.c.stage.label("key"),
-                (stay.c.exited_us - stay.c.entered_us).label("dur"),
-            )
-            .select_from(source)
-            .where(window.known(stay), stage_filter)
-            .subquery()
-        )
-
-    rows = _summarise(reader, window, completed)
+    stage_filter = reader.tables["stay"].c.stage == wanted if wanted else sa.true()
+    rows = _ranked(_completed(reader, window, stage_filter))
     rows += _open_ages(reader, window, stage_filter)
     lags = [
         (source, target)
@@ -88,7 +54,7 @@ def velocity(reader: Reader, window: Window) -> Report:
     ]
     cycle = wanted in (None, "won")
     if lags or cycle:
-        rows += _summarise(reader, window, _firsts(reader, window, lags, cycle=cycle))
+        rows += _ranked(_lags(reader, window, lags, cycle=cycle))
     by = window.options.by
     columns = [
         "period",
@@ -163,16 +129,40 @@ def _open_ages(
     return rows
 
 
-def _firsts(
-    reader: Reader, window: Window, lags: list[tuple[str, str]], *, cycle: bool
-) -> Callable[[sa.CTE], Durations]:
-    """Lags A->B and the sales cycle, bucketed by the period of the first reach of B (``won``).
+def _completed(reader: Reader, window: Window, stage_filter: sa.ColumnElement[bool]) -> Samples:
+    """Time in stage of the stays completed in each period (``start <= exited < end``)."""
+    if not window.periods:
+        return {}
+    stay = reader.tables["stay"]
+    query = (
+        sa.select(reader.group(window), stay.c.stage, stay.c.entered_us, stay.c.exited_us)
+        .select_from(reader.with_lead(window, stay, stay.c.lead_id))
+        .where(
+            window.known(stay),
+            stage_filter,
+            stay.c.exited_us >= window.periods[0].start,
+            stay.c.exited_us < window.periods[-1].end,
+        )
+    )
+    find = PeriodIndex(window)
+    samples: Samples = defaultdict(list)
+    for grp, stage, entered, exited in reader.rows(query):
+        idx = find(exited)
+        if idx is not None:
+            samples[idx, grp, "time_in_stage", stage].append(exited - entered)
+    return samples
+
+
+def _lags(reader: Reader, window: Window, lags: list[tuple[str, str]], *, cycle: bool) -> Samples:
+    """Lags A->B and the sales cycle, in the period of the first reach of B (``won``).
 
     A lag runs from the first entry into A to the first reach of B; the cycle from the first
     contact to the first reach of ``won``. Every lead's first entries and first reaches come
-    from one pass over the stays (one grouped query, used by every measure); leads that reached
-    B before A are left out.
+    from one grouped query over the stays of the leads that entered a stay in the window (the
+    others' first reaches all precede it); leads that reached B before A are left out.
     """
+    if not window.periods:
+        return {}
     stay, lead = reader.tables["stay"], reader.tables["lead"]
 
     def reaches(stage: str) -> sa.ColumnElement[bool]:
@@ -180,51 +170,47 @@ def _firsts(
 
     sources = sorted({source for source, _ in lags})
     targets = sorted({target for _, target in lags} | ({"won"} if cycle else set()))
-    entered = {s: f"e{i}" for i, s in enumerate(sources)}
-    reached = {t: f"r{i}" for i, t in enumerate(targets)}
     columns: list[sa.ColumnElement[object]] = [stay.c.lead_id]
     columns += [
-        sa.func.min(sa.case((stay.c.stage == s, stay.c.entered_us))).label(entered[s])
+        sa.func.min(sa.case((stay.c.stage == s, stay.c.entered_us))).label(f"e_{s}")
         for s in sources
     ]
     columns += [
-        sa.func.min(sa.case((reaches(t), stay.c.entered_us))).label(reached[t]) for t in targets
+        sa.func.min(sa.case((reaches(t), stay.c.entered_us))).label(f"r_{t}") for t in targets
     ]
     source: sa.FromClause = stay
     if cycle:
         columns.append(sa.func.min(lead.c.first_contact_us).label("contact"))
         source = stay.outerjoin(lead, sa.and_(lead.c.lead_id == stay.c.lead_id, window.known(lead)))
-    start = window.periods[0].start if window.periods else window.cap
+    recent = reader.tables["stay"].alias("recent")
+    active = sa.select(recent.c.lead_id).where(
+        window.known(recent),
+        recent.c.entered_us >= window.periods[0].start,
+        recent.c.entered_us < window.cap,
+    )
     per_lead = (
         sa.select(*columns)
         .select_from(source)
-        .where(window.known(stay), stay.c.entered_us < window.cap)
+        .where(window.known(stay), stay.c.entered_us < window.cap, stay.c.lead_id.in_(active))
         .group_by(stay.c.lead_id)
-        .having(sa.func.max(stay.c.entered_us) >= start)  # else every first reach precedes P
-        .cte("firsts")
+        .subquery("firsts")
     )
-    pairs = [(per_lead.c[entered[s]], per_lead.c[reached[t]], "lag", f"{s}->{t}") for s, t in lags]
+    query = sa.select(reader.group(window), *list(per_lead.c)[1:]).select_from(
+        reader.with_lead(window, per_lead, per_lead.c.lead_id)
+    )
+    names = [c.name for c in list(per_lead.c)[1:]]
+    pairs = [
+        (names.index(f"e_{s}") + 1, names.index(f"r_{t}") + 1, "lag", f"{s}->{t}") for s, t in lags
+    ]
     if cycle:
-        pairs.append((per_lead.c.contact, per_lead.c[reached["won"]], "sales_cycle", "won"))
-    grp = reader.group(window)
-
-    def build(periods: sa.CTE) -> Durations:
-        branches = [
-            sa.select(
-                periods.c.idx,
-                grp,
-                sa.literal(measure).label("measure"),
-                sa.literal(key).label("key"),
-                (t1 - t0).label("dur"),
-            )
-            .select_from(
-                reader.with_lead(window, per_lead, per_lead.c.lead_id).join(
-                    periods, sa.and_(t1 >= periods.c.p_start, t1 < periods.c.p_end)
-                )
-            )
-            .where(t0.is_not(None), t1 >= t0)
-            for t0, t1, measure, key in pairs
-        ]
-        return sa.union_all(*branches).subquery("durations")
-
-    return build
+        pairs.append((names.index("contact") + 1, names.index("r_won") + 1, "sales_cycle", "won"))
+    find = PeriodIndex(window)
+    samples: Samples = defaultdict(list)
+    for row in reader.rows(query):
+        for start, reach, measure, key in pairs:
+            t0, t1 = row[start], row[reach]
+            if t0 is not None and t1 is not None and t1 >= t0:
+                idx = find(t1)
+                if idx is not None:
+                    samples[idx, row[0], measure, key].append(t1 - t0)
+    return samples

@@ -5,6 +5,7 @@ See docs/metrics.md, sections "Periods and instants" and "Two timelines".
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -133,3 +134,17 @@ class Window:
             f"periods by {cal.kind}, fiscal year from month {cal.fiscal_start}; "
             "definitions: docs/metrics.md"
         ]
+
+
+class PeriodIndex:
+    """Finds the window's period containing an instant."""
+
+    def __init__(self, window: Window) -> None:
+        """Index the window's periods by their start."""
+        self.starts = [p.start for p in window.periods]
+        self.ends = [p.end for p in window.periods]
+
+    def __call__(self, at: int) -> int | None:
+        """The index of the period containing ``at`` (None when outside every period)."""
+        i = bisect.bisect_right(self.starts, at) - 1
+        return i if i >= 0 and at < self.ends[i] else None

@@ -7,7 +7,6 @@ chosen model, exactly to the cent (docs/credit.md). Amounts never mix currencies
 
 from __future__ import annotations
 
-import bisect
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from projections.credit.options import CreditOptions
 from projections.gc_pause import without_gc
 from projections.reading import Reader
 from projections.report import Report
-from projections.window import Window
+from projections.window import PeriodIndex, Window
 
 NO_CAMPAIGN = "(no campaign)"
 Parts = list[tuple[Touch | None, Decimal]]
@@ -41,25 +40,6 @@ class Credited(NamedTuple):
     deal: Deal
     currency: str | None
     parts: Parts
-
-
-class PeriodIndex:
-    """Finds the window's period containing an instant."""
-
-    def __init__(self, window: Window) -> None:
-        """Index the window's periods by their start."""
-        self.starts = [p.start for p in window.periods]
-        self.ends = [p.end for p in window.periods]
-
-    def __call__(self, at: int) -> int | None:
-        """The index of the period containing ``at`` (None when outside every period)."""
-        i = bisect.bisect_right(self.starts, at) - 1
-        return i if i >= 0 and at < self.ends[i] else None
-
-
-def period_index(window: Window, at: int) -> int | None:
-    """The index of the window's period containing ``at`` (None when outside every period)."""
-    return PeriodIndex(window)(at)
 
 
 def wanted(options: CreditOptions, metrics: tuple[str, ...]) -> Wanted:

@@ -19,13 +19,12 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from projections.credit.attribution import PeriodIndex
 from projections.credit.data import Reading, Wanted, check_tables, select_deals
 from projections.credit.journeys import DAY_US
 from projections.gc_pause import without_gc
 from projections.reading import Reader
 from projections.report import Report
-from projections.window import Window
+from projections.window import PeriodIndex, Window
 
 CENT = Decimal("0.01")
 TYPES = ("new", "expansion", "renewal")

@@ -14,14 +14,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 
-from projections.credit.attribution import PeriodIndex, wanted
+from projections.credit.attribution import wanted
 from projections.credit.data import Contact, CreditData, Deal, check_tables, read
 from projections.credit.options import SourcedRule
 from projections.gc_pause import without_gc
 from projections.periods import from_us
 from projections.reading import Reader
 from projections.report import Report
-from projections.window import Window
+from projections.window import PeriodIndex, Window
 
 MARKETING, SALES = "marketing", "sales"
 

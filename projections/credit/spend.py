@@ -20,13 +20,13 @@ from fractions import Fraction
 import sqlalchemy as sa
 
 from projections.credit.allocation import allocate
-from projections.credit.attribution import PeriodIndex, credit_key, credited_parts, wanted
+from projections.credit.attribution import credit_key, credited_parts, wanted
 from projections.credit.data import check_tables, load_campaigns, read
 from projections.gc_pause import without_gc
 from projections.periods import Calendar
 from projections.reading import Reader
 from projections.report import Report
-from projections.window import Window
+from projections.window import PeriodIndex, Window
 
 RATIO = Decimal("0.01")
 UNASSIGNED = "(unknown campaign)"
