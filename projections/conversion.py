@@ -5,6 +5,8 @@ Definitions: docs/metrics.md, section "Conversion".
 
 from __future__ import annotations
 
+import itertools
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,7 +15,7 @@ from projections.flow import stage_flows, transitions
 from projections.reading import Reader
 from projections.report import Report
 from projections.stages import FORWARD, PROGRESSION, SKIP, later_stages, next_stage
-from projections.window import DAY_US, Window
+from projections.window import DAY_US, PeriodIndex, Window
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -44,102 +46,105 @@ def cohort(reader: Reader, window: Window) -> Report:
     report = Report(
         f"Cohort conversion per {window.options.calendar.kind}", columns, notes=window.notes()
     )
-    for source in _sources(window):
+    cohorts = _cohorts(reader, window, _sources(window))
+    for (source, idx, g), (size, counts) in cohorts.items():
         targets = later_stages(source)
-        for idx, g, size, counts in _cohort_counts(reader, window, source, targets):
-            for target, (near, ever, skipped) in zip(targets, counts, strict=True):
-                step = "next" if target == next_stage(source) else "cumulative"
-                report.rows.append(
-                    [
-                        window.periods[idx].label,
-                        *([g] if by else []),
-                        source,
-                        target,
-                        step,
-                        size,
-                        near,
-                        _rate(near, size),
-                        ever,
-                        _rate(ever, size),
-                        skipped,
-                    ]
-                )
+        for target, (near, ever, skipped) in zip(targets, counts, strict=True):
+            step = "next" if target == next_stage(source) else "cumulative"
+            report.rows.append(
+                [
+                    window.periods[idx].label,
+                    *([g] if by else []),
+                    source,
+                    target,
+                    step,
+                    size,
+                    near,
+                    _rate(near, size),
+                    ever,
+                    _rate(ever, size),
+                    skipped,
+                ]
+            )
     report.rows.sort(key=lambda row: (row[0], *row[1 : 3 if by else 2]))
     return report
 
 
-def _cohort_counts(
-    reader: Reader, window: Window, source: str, targets: tuple[str, ...]
-) -> list[tuple[int, str, int, list[tuple[int, int, int]]]]:
-    """Per period and group: the cohort entering ``source`` and, per target, who reached it.
+Cohorts = dict[tuple[str, int, str], list[Any]]  # (source, period, group) -> [size, counts]
+Row = tuple[str, str, int, int, str, str]  # lead, group, entered, seq, stage, skipped (",a,")
 
-    For each of ``targets``: how many reached it within the window's days, ever, and only by
-    skipping it. One query for every target: each cohort member's later stays are read once.
+
+def _tally(
+    counts: list[list[int]], later: list[Row], t0: int, targets: tuple[str, ...], limit: int
+) -> None:
+    """Count one cohort member entered at ``t0``, given its stays from ``t0`` on, in order."""
+    reached: dict[str, int] = {}  # stage -> first reach (entered, or skipped over)
+    direct: set[str] = set()
+    for _, _, at, _, stage, skipped in later:
+        direct.add(stage)
+        reached.setdefault(stage, at)
+        if skipped:
+            for over in skipped[1:-1].split(","):
+                reached.setdefault(over, at)
+    for target, cell in zip(targets, counts, strict=True):
+        first = reached.get(target)
+        if first is not None:
+            cell[0] += first - t0 <= limit
+            cell[1] += 1
+            cell[2] += target not in direct
+
+
+def _cohorts(reader: Reader, window: Window, sources: list[str]) -> Cohorts:
+    """Per source stage, period and group: the cohort's size and, per later stage, who reached it.
+
+    For each later stage: how many reached it within the window's days, ever (before the cap),
+    and only by skipping it (no direct entry at or after the cohort entry). A cohort entry and
+    every stay that can count after it were entered between the first period's start and the
+    cap, so one read of those stays, a lead at a time, serves every source stage.
     """
-    stay, later = reader.tables["stay"], reader.tables["stay"].alias("later")
-    grp = reader.group(window)
+    out: Cohorts = {}
+    if not window.periods or not sources:
+        return out
+    stay = reader.tables["stay"]
+    query = (
+        sa.select(
+            stay.c.lead_id,
+            reader.group(window),
+            stay.c.entered_us,
+            stay.c.seq,
+            stay.c.stage,
+            stay.c.skipped,
+        )
+        .select_from(reader.with_lead(window, stay, stay.c.lead_id))
+        .where(
+            window.known(stay),
+            stay.c.entered_us >= window.periods[0].start,
+            stay.c.entered_us < window.cap,
+        )
+        .order_by(stay.c.lead_id)
+    )
     limit = window.options.within * DAY_US
-    one = sa.literal(1)
-
-    def build(periods: sa.CTE) -> sa.Select[tuple[object, ...]]:
-        entered = (
-            sa.select(
-                periods.c.idx, grp, stay.c.lead_id, sa.func.min(stay.c.entered_us).label("t0")
-            )
-            .select_from(
-                reader.with_lead(window, stay, stay.c.lead_id).join(
-                    periods,
-                    sa.and_(
-                        stay.c.entered_us >= periods.c.p_start, stay.c.entered_us < periods.c.p_end
-                    ),
+    find = PeriodIndex(window)
+    targets = {source: later_stages(source) for source in sources}
+    with reader.engine.begin() as conn:
+        rows = conn.execute(query.execution_options(yield_per=20_000))
+        for _, lead_rows in itertools.groupby(rows, key=itemgetter(0)):
+            stays: list[Row] = sorted(lead_rows, key=itemgetter(2, 3))  # business order
+            seen: set[tuple[str, int]] = set()  # (source, period) whose first entry is counted
+            for i, (_, grp, t0, _, source, _) in enumerate(stays):
+                idx = find(t0) if source in targets else None
+                if idx is None or (source, idx) in seen:
+                    continue
+                seen.add((source, idx))
+                cohort = out.setdefault(
+                    (source, idx, grp), [0, [[0, 0, 0] for _ in targets[source]]]
                 )
-            )
-            .where(window.known(stay), stay.c.stage == source)
-            .group_by(periods.c.idx, grp, stay.c.lead_id)
-            .subquery("entered")
-        )
-        firsts: list[sa.ColumnElement[object]] = []
-        for i, target in enumerate(targets):
-            reaches = sa.or_(later.c.stage == target, later.c.skipped.contains(f",{target},"))
-            firsts.append(sa.func.min(sa.case((reaches, later.c.entered_us))).label(f"r{i}"))
-            direct = sa.case((later.c.stage == target, later.c.entered_us))
-            firsts.append(sa.func.min(direct).label(f"d{i}"))
-        reached = (
-            sa.select(entered.c.idx, entered.c.grp, entered.c.t0, *firsts)
-            .select_from(
-                entered.outerjoin(
-                    later,
-                    sa.and_(
-                        later.c.lead_id == entered.c.lead_id,
-                        window.known(later),
-                        later.c.entered_us >= entered.c.t0,
-                        later.c.entered_us < window.cap,
-                    ),
-                )
-            )
-            .group_by(entered.c.idx, entered.c.grp, entered.c.lead_id, entered.c.t0)
-            .subquery("reached")
-        )
-        counts: list[sa.ColumnElement[Any]] = []
-        for i in range(len(targets)):
-            t1, first_direct = reached.c[f"r{i}"], reached.c[f"d{i}"]
-            near = sa.case((t1 - reached.c.t0 <= limit, one), else_=0)
-            skipped = sa.case((sa.and_(t1.is_not(None), first_direct.is_(None)), one), else_=0)
-            counts += [
-                sa.func.coalesce(sa.func.sum(near), 0),
-                sa.func.count(t1),
-                sa.func.coalesce(sa.func.sum(skipped), 0),
-            ]
-        return sa.select(reached.c.idx, reached.c.grp, sa.func.count(), *counts).group_by(
-            reached.c.idx, reached.c.grp
-        )
-
-    out = []
-    for idx, g, size, *values in reader.per_period(window, build):
-        numbers = [int(v) for v in values]
-        triples = [tuple(numbers[i : i + 3]) for i in range(0, len(numbers), 3)]
-        out.append((int(idx), g, int(size), triples))
-    return out  # type: ignore[return-value]
+                cohort[0] += 1
+                start = i
+                while start and stays[start - 1][2] == t0:  # entered at the same instant: counts
+                    start -= 1
+                _tally(cohort[1], stays[start:], t0, targets[source], limit)
+    return out
 
 
 def period_based(reader: Reader, window: Window) -> Report:

@@ -195,3 +195,31 @@ def test_known_at_ignores_later_facts_and_later_corrections(db_url):
     assert mql_in_january(known_at=t1 + timedelta(days=1)) == 2  # A and B
     assert mql_in_january() == 2  # B and C: A retracted
     assert mql_in_january(known_at=t1 - timedelta(days=1)) == 0
+
+
+def test_a_cohort_counts_stays_entered_at_the_instant_of_its_entry(db_url):
+    """Reaching B counts at or after the entry into A, so a stay entered at that very instant
+    counts whichever of the two comes first in the lead's history."""
+    from projections.window import ReportOptions  # noqa: PLC0415
+
+    ledger = open_ledger(db_url)
+    ledger.record(
+        [
+            move(1, "L1", "mql", 3),  # then inquiry at the same instant
+            move(2, "L1", "inquiry", 3),
+            move(3, "L2", "inquiry", 5),
+            move(4, "L2", "sal", 5),  # skips mql at the entry's instant
+            move(5, "L2", "mql", 9),  # and enters it directly later
+        ]
+    )
+    projection = Projection(ledger)
+    projection.catch_up()
+    projection.close()
+    ledger.close()
+    api = Reports(parse_url(db_url))
+    rows = api.run("conversion", ReportOptions(**OPTIONS_KW)).rows
+    api.close()
+    got = {(r[0], r[1], r[2]): (r[4], r[5], r[7], r[9]) for r in rows}
+    assert got["2025-01", "inquiry", "mql"] == (2, 2, 2, 0)
+    assert got["2025-01", "inquiry", "sal"] == (2, 1, 1, 0)
+    assert got["2025-01", "mql", "sal"] == (2, 0, 0, 0)
