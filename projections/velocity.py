@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections import defaultdict
+from typing import Any
 
 import sqlalchemy as sa
 from sortedcontainers import SortedList
@@ -74,6 +75,16 @@ def velocity(reader: Reader, window: Window) -> Report:
     return report
 
 
+def _stays(reader: Reader, window: Window, *where: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """(group, stage, entered, exited) of the stays known in ``window`` that match ``where``."""
+    stay = reader.tables["stay"]
+    return (
+        sa.select(reader.group(window), stay.c.stage, stay.c.entered_us, stay.c.exited_us)
+        .select_from(reader.with_lead(window, stay, stay.c.lead_id))
+        .where(window.known(stay), *where)
+    )
+
+
 def _open_ages(
     reader: Reader, window: Window, stage_filter: sa.ColumnElement[bool]
 ) -> list[list[object]]:
@@ -89,16 +100,8 @@ def _open_ages(
     if not ends:
         return []
     stay = reader.tables["stay"]
-    query = (
-        sa.select(reader.group(window), stay.c.stage, stay.c.entered_us, stay.c.exited_us)
-        .select_from(reader.with_lead(window, stay, stay.c.lead_id))
-        .where(
-            window.known(stay),
-            stage_filter,
-            stay.c.entered_us < ends[-1],
-            stay.c.exited_us >= ends[0],
-        )
-    )
+    query = _stays(reader, window, stage_filter, stay.c.entered_us < ends[-1])
+    query = query.where(stay.c.exited_us >= ends[0])
     entries: dict[tuple[str, str], list[int]] = defaultdict(list)
     exits: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     for grp, stage, entered, exited in reader.rows(query):
@@ -133,17 +136,9 @@ def _completed(reader: Reader, window: Window, stage_filter: sa.ColumnElement[bo
     """Time in stage of the stays completed in each period (``start <= exited < end``)."""
     if not window.periods:
         return {}
-    stay = reader.tables["stay"]
-    query = (
-        sa.select(reader.group(window), stay.c.stage, stay.c.entered_us, stay.c.exited_us)
-        .select_from(reader.with_lead(window, stay, stay.c.lead_id))
-        .where(
-            window.known(stay),
-            stage_filter,
-            stay.c.exited_us >= window.periods[0].start,
-            stay.c.exited_us < window.periods[-1].end,
-        )
-    )
+    exited = reader.tables["stay"].c.exited_us
+    query = _stays(reader, window, stage_filter, exited >= window.periods[0].start)
+    query = query.where(exited < window.periods[-1].end)
     find = PeriodIndex(window)
     samples: Samples = defaultdict(list)
     for grp, stage, entered, exited in reader.rows(query):
