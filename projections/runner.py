@@ -238,7 +238,7 @@ class Projection:
 
                 return writer.call(find)
 
-            scan = Scan(out, lookup, self.budget)
+            scan = Scan(out, lookup, self.budget, facts=end)
             derived = 0
             read = partial(read_stored, self.ledger, limit=READ_PAGE, stop=end)
             for page in read_ahead(read, end):
