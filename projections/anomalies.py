@@ -5,12 +5,14 @@ Kinds and their exact conditions: docs/metrics.md, section "Anomalies".
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 import sqlalchemy as sa
 
 from projections.periods import from_us
 from projections.reading import Reader
 from projections.report import Report
-from projections.window import Window
+from projections.window import PeriodIndex, Window
 
 
 def anomalies(reader: Reader, window: Window) -> Report:
@@ -18,34 +20,43 @@ def anomalies(reader: Reader, window: Window) -> Report:
     anomaly = reader.tables["anomaly"]
     grp = reader.group(window)
     by = window.options.by
-
-    def build(periods: sa.CTE) -> sa.Select[tuple[object, ...]]:
-        source = reader.with_lead(window, anomaly, anomaly.c.lead_id).join(
-            periods,
-            sa.and_(anomaly.c.at_us >= periods.c.p_start, anomaly.c.at_us < periods.c.p_end),
+    if not window.periods:
+        return Report("Anomalies", _columns(by), notes=window.notes())
+    query = (
+        sa.select(
+            anomaly.c.at_us,
+            anomaly.c.lead_id,
+            anomaly.c.seq,
+            grp,
+            anomaly.c.kind,
+            anomaly.c.stage,
+            anomaly.c.detail,
+            anomaly.c.source,
+            anomaly.c.source_id,
         )
-        query = (
-            sa.select(
-                periods.c.idx,
-                anomaly.c.at_us,
-                anomaly.c.lead_id,
-                grp,
-                anomaly.c.seq,
-                anomaly.c.kind,
-                anomaly.c.stage,
-                anomaly.c.detail,
-                anomaly.c.source,
-                anomaly.c.source_id,
-            )
-            .select_from(source)
-            .where(window.known(anomaly))
+        .select_from(reader.with_lead(window, anomaly, anomaly.c.lead_id))
+        .where(
+            window.known(anomaly),
+            anomaly.c.at_us >= window.periods[0].start,
+            anomaly.c.at_us < window.periods[-1].end,
         )
-        if window.options.stage:
-            query = query.where(anomaly.c.stage == window.options.stage)
-        return query
+        .order_by(anomaly.c.at_us)  # then by lead and seq below, in code-point order everywhere
+    )
+    if window.options.stage:
+        query = query.where(anomaly.c.stage == window.options.stage)
+    find = PeriodIndex(window)
+    labels = [period.label for period in window.periods]
+    report = Report("Anomalies", _columns(by), notes=window.notes())
+    for at, lead_id, _, g, *rest in sorted(reader.rows(query), key=itemgetter(0, 1, 2)):
+        idx = find(at)
+        if idx is not None:  # always: the periods are contiguous
+            report.rows.append([labels[idx], from_us(at), lead_id, *([g] if by else []), *rest])
+    return report
 
-    rows = sorted(reader.per_period(window, build), key=lambda r: (r.at_us, r.lead_id, r.seq))
-    columns = [
+
+def _columns(by: str | None) -> list[str]:
+    """The report's columns, with the ``--by`` dimension after the lead."""
+    return [
         "period",
         "at",
         "lead_id",
@@ -56,19 +67,3 @@ def anomalies(reader: Reader, window: Window) -> Report:
         "source",
         "source_id",
     ]
-    report = Report("Anomalies", columns, notes=window.notes())
-    for r in rows:
-        report.rows.append(
-            [
-                window.periods[r.idx].label,
-                from_us(r.at_us),
-                r.lead_id,
-                *([r.grp] if by else []),
-                r.kind,
-                r.stage,
-                r.detail,
-                r.source,
-                r.source_id,
-            ]
-        )
-    return report

@@ -223,3 +223,32 @@ def test_a_cohort_counts_stays_entered_at_the_instant_of_its_entry(db_url):
     assert got["2025-01", "inquiry", "mql"] == (2, 2, 2, 0)
     assert got["2025-01", "inquiry", "sal"] == (2, 1, 1, 0)
     assert got["2025-01", "mql", "sal"] == (2, 0, 0, 0)
+
+
+def test_anomalies_are_listed_oldest_first_by_lead_id_in_code_point_order(db_url):
+    """Ties at one instant order by lead id as Python orders strings, on either database
+    (a database collation may put ``a1`` before ``B1``); each row carries its period."""
+    from projections.window import ReportOptions  # noqa: PLC0415
+
+    ledger = open_ledger(db_url)
+    ledger.record(
+        [
+            move(1, "a1", "inquiry", 3),
+            move(2, "a1", "sql", 10),  # skips mql and sal
+            move(3, "a1", "mql", 40),  # backward
+            move(4, "B1", "inquiry", 5),
+            move(5, "B1", "sal", 10),  # skips mql, at the same instant as a1's skip
+        ]
+    )
+    projection = Projection(ledger)
+    projection.catch_up()
+    projection.close()
+    ledger.close()
+    api = Reports(parse_url(db_url))
+    rows = api.run("anomalies", ReportOptions(**OPTIONS_KW)).rows
+    api.close()
+    assert [(r[0], r[1], r[2], r[3], r[4]) for r in rows] == [
+        ("2025-01", START + timedelta(days=10), "B1", "skip", "sal"),
+        ("2025-01", START + timedelta(days=10), "a1", "skip", "sql"),
+        ("2025-02", START + timedelta(days=40), "a1", "backward", "mql"),
+    ]
