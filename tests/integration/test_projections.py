@@ -197,11 +197,24 @@ def test_known_at_ignores_later_facts_and_later_corrections(db_url):
     assert mql_in_january(known_at=t1 - timedelta(days=1)) == 0
 
 
+def project_and_report(url: str, name: str) -> list[list[Any]]:
+    """Catch the projection up, then run report ``name`` over January to March 2025."""
+    from projections.window import ReportOptions  # noqa: PLC0415
+
+    projection = Projection(open_ledger(url))
+    projection.catch_up()
+    projection.close()
+    projection.ledger.close()
+    api = Reports(parse_url(url))
+    try:
+        return api.run(name, ReportOptions(**OPTIONS_KW)).rows
+    finally:
+        api.close()
+
+
 def test_a_cohort_counts_stays_entered_at_the_instant_of_its_entry(db_url):
     """Reaching B counts at or after the entry into A, so a stay entered at that very instant
     counts whichever of the two comes first in the lead's history."""
-    from projections.window import ReportOptions  # noqa: PLC0415
-
     ledger = open_ledger(db_url)
     ledger.record(
         [
@@ -212,13 +225,8 @@ def test_a_cohort_counts_stays_entered_at_the_instant_of_its_entry(db_url):
             move(5, "L2", "mql", 9),  # and enters it directly later
         ]
     )
-    projection = Projection(ledger)
-    projection.catch_up()
-    projection.close()
     ledger.close()
-    api = Reports(parse_url(db_url))
-    rows = api.run("conversion", ReportOptions(**OPTIONS_KW)).rows
-    api.close()
+    rows = project_and_report(db_url, "conversion")
     got = {(r[0], r[1], r[2]): (r[4], r[5], r[7], r[9]) for r in rows}
     assert got["2025-01", "inquiry", "mql"] == (2, 2, 2, 0)
     assert got["2025-01", "inquiry", "sal"] == (2, 1, 1, 0)
@@ -228,8 +236,6 @@ def test_a_cohort_counts_stays_entered_at_the_instant_of_its_entry(db_url):
 def test_anomalies_are_listed_oldest_first_by_lead_id_in_code_point_order(db_url):
     """Ties at one instant order by lead id as Python orders strings, on either database
     (a database collation may put ``a1`` before ``B1``); each row carries its period."""
-    from projections.window import ReportOptions  # noqa: PLC0415
-
     ledger = open_ledger(db_url)
     ledger.record(
         [
@@ -240,13 +246,8 @@ def test_anomalies_are_listed_oldest_first_by_lead_id_in_code_point_order(db_url
             move(5, "B1", "sal", 10),  # skips mql, at the same instant as a1's skip
         ]
     )
-    projection = Projection(ledger)
-    projection.catch_up()
-    projection.close()
     ledger.close()
-    api = Reports(parse_url(db_url))
-    rows = api.run("anomalies", ReportOptions(**OPTIONS_KW)).rows
-    api.close()
+    rows = project_and_report(db_url, "anomalies")
     assert [(r[0], r[1], r[2], r[3], r[4]) for r in rows] == [
         ("2025-01", START + timedelta(days=10), "B1", "skip", "sal"),
         ("2025-01", START + timedelta(days=10), "a1", "skip", "sql"),
