@@ -213,8 +213,10 @@ def project_and_report(url: str, name: str) -> list[list[Any]]:
 
 
 def test_a_cohort_counts_stays_entered_at_the_instant_of_its_entry(db_url):
-    """Reaching B counts at or after the entry into A, so a stay entered at that very instant
-    counts whichever of the two comes first in the lead's history."""
+    """A stay entered at the very instant of the entry into A counts as reaching B.
+
+    Reaching counts at or after the entry, whichever of the two comes first in the history.
+    """
     ledger = open_ledger(db_url)
     ledger.record(
         [
@@ -234,8 +236,10 @@ def test_a_cohort_counts_stays_entered_at_the_instant_of_its_entry(db_url):
 
 
 def test_anomalies_are_listed_oldest_first_by_lead_id_in_code_point_order(db_url):
-    """Ties at one instant order by lead id as Python orders strings, on either database
-    (a database collation may put ``a1`` before ``B1``); each row carries its period."""
+    """Ties at one instant order by lead id as Python orders strings, on either database.
+
+    A database collation may put ``a1`` before ``B1``; each row carries its period.
+    """
     ledger = open_ledger(db_url)
     ledger.record(
         [

@@ -222,8 +222,10 @@ def test_spoiled_subjects_and_moved_facts_on_both_backends(db_url):
 
 
 def test_false_positives_of_the_derived_filter_only_cost_time(db_url, monkeypatch):
-    """A filter of derived subjects that answers yes to everything spoils every subject: all are
-    derived from the shadow tables instead, and the tables are still catch-up's."""
+    """A derived-subjects filter that answers yes to everything costs time, not correctness.
+
+    Every subject is spoiled and derived from the shadow tables; the tables are catch-up's.
+    """
     from projections import build_scan  # noqa: PLC0415
 
     class Everything:
