@@ -11,9 +11,10 @@ in one transaction, so readers see the previous complete build until the swap. S
 
 from __future__ import annotations
 
+import itertools
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 
 import sqlalchemy as sa
@@ -176,11 +177,16 @@ class Projection:
             create_bare(conn, shadow)
         end = self.ledger.position()
         self._load(shadow, end, progress, subjects)
+        postgres = self.writer.dialect.name == "postgresql"
+        if postgres:  # statistics for the roll-ups built from them next (they follow the rename)
+            self._vacuum(shadow, shadow.by_name)
         with self.writer.begin() as conn:
             rollup.build(conn, shadow)
             self._swap(conn, shadow)
             self._track(conn, position=end, generation=generation)
-        if self.writer.dialect.name != "postgresql":  # PostgreSQL's came with the tables
+        if postgres:
+            self._vacuum(self.live, ("roll_stay", "roll_opp"))
+        else:
             with self.writer.begin() as conn:  # SQLite's statistics do not follow a rename
                 self._analyze(conn, self.live)
         self.catch_up(progress)
@@ -200,10 +206,6 @@ class Projection:
                 out.write(conn)
                 subjects(count)
             create_indexes(conn, shadow, tuple(n for n in shadow.by_name if n not in FACTS))
-            if conn.dialect.name == "postgresql":
-                # Statistics now, for the roll-ups built from these tables before the swap (no
-                # statistics: nested-loop plans, a hundred times slower); they survive the rename.
-                self._analyze(conn, shadow)
             conn.commit()
 
     def _scan(
@@ -264,6 +266,24 @@ class Projection:
         quote = conn.dialect.identifier_preparer
         for table in t.by_name.values():
             conn.exec_driver_sql(f"ANALYZE {quote.format_table(table)}")
+
+    def _vacuum(self, t: Tables, names: Iterable[str]) -> None:
+        """PostgreSQL: ``ANALYZE``, then ``VACUUM``, the freshly loaded tables ``names`` of ``t``.
+
+        A bulk load leaves the tables without planner statistics (PostgreSQL then picks
+        nested-loop plans, a hundred times slower, for the roll-ups built from them) and without
+        visibility map or hint bits: no scan can be index-only, and the first reports to read
+        each page would write it. Both run outside a transaction, after the load's commit, and
+        in that order: the load committed without waiting for the WAL flush, VACUUM cannot mark a
+        page all-visible before the commits of its rows are flushed, and the first ANALYZE
+        commits synchronously, which flushes the WAL up to it.
+        """
+        with self.writer.connect() as conn:
+            autocommit = conn.execution_options(isolation_level="AUTOCOMMIT")
+            quote = conn.dialect.identifier_preparer
+            listed = [quote.format_table(t[name]) for name in names]
+            for command, table in itertools.product(("ANALYZE", "VACUUM"), listed):
+                autocommit.exec_driver_sql(f"{command} {table}")
 
     def _swap(self, conn: sa.Connection, shadow: Tables) -> None:
         quote = conn.dialect.identifier_preparer

@@ -263,6 +263,29 @@ def test_rebuild_reports_every_subject_and_rebuilds_the_indexes(db_url):
     engine.dispose()
 
 
+def test_a_postgresql_rebuild_leaves_its_tables_vacuumed(pg_url):
+    """Statistics, and a visibility map for index-only scans, on every table it loaded."""
+    record(pg_url, moved_history(), 50)
+    project(pg_url, rebuild=True)
+    config = parse_url(pg_url)
+    names = [table.name for table in tables(config.schema).by_name.values()]
+    engine = sa.create_engine(config.sqlalchemy_url)
+    with engine.connect() as conn:
+        visible = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT c.relname, c.relallvisible FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = :schema AND c.relname = ANY(:names)"
+                ),
+                {"schema": config.schema, "names": names},
+            ).all()
+        )
+    engine.dispose()
+    assert visible.keys() == set(names)
+    assert all(visible[name] > 0 for name in ("rl_fact", "rl_stay", "rl_touch", "rl_roll_stay"))
+
+
 def test_the_scan_forgets_every_fact_it_let_go_of():
     """After the scan, no fact stays in memory, whatever the budget (no leak in the accounting)."""
     from projections.build_bulk import Bulk  # noqa: PLC0415
