@@ -126,24 +126,20 @@ def _cohorts(reader: Reader, window: Window, sources: list[str]) -> Cohorts:
     limit = window.options.within * DAY_US
     find = PeriodIndex(window)
     targets = {source: later_stages(source) for source in sources}
-    with reader.engine.begin() as conn:
-        rows = conn.execute(query.execution_options(yield_per=20_000))
-        for _, lead_rows in itertools.groupby(rows, key=itemgetter(0)):
-            stays: list[Row] = sorted(lead_rows, key=itemgetter(2, 3))  # business order
-            seen: set[tuple[str, int]] = set()  # (source, period) whose first entry is counted
-            for i, (_, grp, t0, _, source, _) in enumerate(stays):
-                idx = find(t0) if source in targets else None
-                if idx is None or (source, idx) in seen:
-                    continue
-                seen.add((source, idx))
-                cohort = out.setdefault(
-                    (source, idx, grp), [0, [[0, 0, 0] for _ in targets[source]]]
-                )
-                cohort[0] += 1
-                start = i
-                while start and stays[start - 1][2] == t0:  # entered at the same instant: counts
-                    start -= 1
-                _tally(cohort[1], stays[start:], t0, targets[source], limit)
+    for _, lead_rows in itertools.groupby(reader.stream(query), key=itemgetter(0)):
+        stays: list[Row] = sorted(lead_rows, key=itemgetter(2, 3))  # business order
+        seen: set[tuple[str, int]] = set()  # (source, period) whose first entry is counted
+        for i, (_, grp, t0, _, source, _) in enumerate(stays):
+            idx = find(t0) if source in targets else None
+            if idx is None or (source, idx) in seen:
+                continue
+            seen.add((source, idx))
+            cohort = out.setdefault((source, idx, grp), [0, [[0, 0, 0] for _ in targets[source]]])
+            cohort[0] += 1
+            start = i
+            while start and stays[start - 1][2] == t0:  # entered at the same instant: counts
+                start -= 1
+            _tally(cohort[1], stays[start:], t0, targets[source], limit)
     return out
 
 

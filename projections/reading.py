@@ -54,6 +54,15 @@ class Reader:
         with self.engine.begin() as conn:
             return list(conn.execute(query))
 
+    def stream(self, query: sa.Executable, batch: int = 20_000) -> Iterator[Any]:
+        """Run one query in its own (snapshot) transaction, fetching ``batch`` rows at a time.
+
+        Unlike :meth:`rows`, the result is never held whole: a report that reduces many rows
+        (velocity, cohort conversion) keeps only what it reduces them to.
+        """
+        with self.engine.begin() as conn:
+            yield from conn.execute(query.execution_options(yield_per=batch))
+
     def per_period(self, window: Window, build: Callable[[sa.CTE], sa.Executable]) -> Iterator[Any]:
         """Run ``build(periods)`` once per run of periods and chain the rows."""
         for indexes in window.chunks():

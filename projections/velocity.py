@@ -104,7 +104,7 @@ def _open_ages(
     query = query.where(stay.c.exited_us >= ends[0])
     entries: dict[tuple[str, str], list[int]] = defaultdict(list)
     exits: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
-    for grp, stage, entered, exited in reader.rows(query):
+    for grp, stage, entered, exited in reader.stream(query):
         entries[grp, stage].append(entered)
         if exited < ends[-1]:  # else still open at the last end: never leaves the sweep
             exits[grp, stage].append((exited, entered))
@@ -141,7 +141,7 @@ def _completed(reader: Reader, window: Window, stage_filter: sa.ColumnElement[bo
     query = query.where(exited < window.periods[-1].end)
     find = PeriodIndex(window)
     samples: Samples = defaultdict(list)
-    for grp, stage, entered, exited in reader.rows(query):
+    for grp, stage, entered, exited in reader.stream(query):
         idx = find(exited)
         if idx is not None:
             samples[idx, grp, "time_in_stage", stage].append(exited - entered)
@@ -201,7 +201,7 @@ def _lags(reader: Reader, window: Window, lags: list[tuple[str, str]], *, cycle:
         pairs.append((names.index("contact") + 1, names.index("r_won") + 1, "sales_cycle", "won"))
     find = PeriodIndex(window)
     samples: Samples = defaultdict(list)
-    for row in reader.rows(query):
+    for row in reader.stream(query):
         for start, reach, measure, key in pairs:
             t0, t1 = row[start], row[reach]
             if t0 is not None and t1 is not None and t1 >= t0:
