@@ -257,12 +257,8 @@ def build(conn: sa.Connection, t: Tables) -> None:
     writer.add(months)
     writer.flush()
     opp = t["opp"]
-    opps = [
-        dict(row)
-        for row in conn.execute(
-            sa.select(opp).where(opp.c.known_to == FOREVER, opp.c.is_open.is_(True))
-        ).mappings()
-    ]
+    query = sa.select(opp).where(opp.c.known_to == FOREVER, opp.c.is_open.is_(True))
+    opps = conn.execute(query.execution_options(yield_per=10_000)).mappings()  # not held whole
     merged: dict[OppKey, dict[str, Any]] = {}
     for (key, measure), n in opp_counts(opps).items():
         merged.setdefault(key, dict(zip(OPP_KEY, key, strict=True)))[measure] = n
