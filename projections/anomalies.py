@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from operator import itemgetter
 
-import sqlalchemy as sa
-
 from projections.periods import from_us
 from projections.reading import Reader
 from projections.report import Report
@@ -22,28 +20,15 @@ def anomalies(reader: Reader, window: Window) -> Report:
     by = window.options.by
     if not window.periods:
         return Report("Anomalies", _columns(by), notes=window.notes())
+    c = anomaly.c
+    columns = (c.at_us, c.lead_id, c.seq, grp, c.kind, c.stage, c.detail, c.source, c.source_id)
     query = (
-        sa.select(
-            anomaly.c.at_us,
-            anomaly.c.lead_id,
-            anomaly.c.seq,
-            grp,
-            anomaly.c.kind,
-            anomaly.c.stage,
-            anomaly.c.detail,
-            anomaly.c.source,
-            anomaly.c.source_id,
-        )
-        .select_from(reader.with_lead(window, anomaly, anomaly.c.lead_id))
-        .where(
-            window.known(anomaly),
-            anomaly.c.at_us >= window.periods[0].start,
-            anomaly.c.at_us < window.periods[-1].end,
-        )
-        .order_by(anomaly.c.at_us)  # then by lead and seq below, in code-point order everywhere
+        reader.known_rows(window, anomaly, *columns)
+        .where(c.at_us >= window.periods[0].start, c.at_us < window.periods[-1].end)
+        .order_by(c.at_us)  # then by lead and seq below, in code-point order everywhere
     )
     if window.options.stage:
-        query = query.where(anomaly.c.stage == window.options.stage)
+        query = query.where(c.stage == window.options.stage)
     find = PeriodIndex(window)
     labels = [period.label for period in window.periods]
     report = Report("Anomalies", _columns(by), notes=window.notes())

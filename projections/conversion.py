@@ -5,11 +5,10 @@ Definitions: docs/metrics.md, section "Conversion".
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from operator import itemgetter
 from typing import Any
-
-import sqlalchemy as sa
 
 from projections.flow import stage_flows, transitions
 from projections.reading import Reader
@@ -106,21 +105,10 @@ def _cohorts(reader: Reader, window: Window, sources: list[str]) -> Cohorts:
     if not window.periods or not sources:
         return out
     stay = reader.tables["stay"]
+    columns = (stay.c.entered_us, stay.c.seq, stay.c.stage, stay.c.skipped)
     query = (
-        sa.select(
-            stay.c.lead_id,
-            reader.group(window),
-            stay.c.entered_us,
-            stay.c.seq,
-            stay.c.stage,
-            stay.c.skipped,
-        )
-        .select_from(reader.with_lead(window, stay, stay.c.lead_id))
-        .where(
-            window.known(stay),
-            stay.c.entered_us >= window.periods[0].start,
-            stay.c.entered_us < window.cap,
-        )
+        reader.known_rows(window, stay, stay.c.lead_id, reader.group(window), *columns)
+        .where(stay.c.entered_us >= window.periods[0].start, stay.c.entered_us < window.cap)
         .order_by(stay.c.lead_id)
     )
     limit = window.options.within * DAY_US
@@ -129,16 +117,14 @@ def _cohorts(reader: Reader, window: Window, sources: list[str]) -> Cohorts:
     for _, lead_rows in itertools.groupby(reader.stream(query), key=itemgetter(0)):
         stays: list[Row] = sorted(lead_rows, key=itemgetter(2, 3))  # business order
         seen: set[tuple[str, int]] = set()  # (source, period) whose first entry is counted
-        for i, (_, grp, t0, _, source, _) in enumerate(stays):
+        for _, grp, t0, _, source, _ in stays:
             idx = find(t0) if source in targets else None
             if idx is None or (source, idx) in seen:
                 continue
             seen.add((source, idx))
             cohort = out.setdefault((source, idx, grp), [0, [[0, 0, 0] for _ in targets[source]]])
             cohort[0] += 1
-            start = i
-            while start and stays[start - 1][2] == t0:  # entered at the same instant: counts
-                start -= 1
+            start = bisect.bisect_left(stays, t0, key=itemgetter(2))  # same instant: counts
             _tally(cohort[1], stays[start:], t0, targets[source], limit)
     return out
 

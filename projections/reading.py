@@ -83,3 +83,13 @@ class Reader:
             return from_
         lead = self.tables["lead"]
         return from_.join(lead, sa.and_(lead.c.lead_id == lead_id, window.known(lead)))
+
+    def known_rows(
+        self, window: Window, table: sa.Table, *columns: sa.ColumnElement[Any]
+    ) -> sa.Select[Any]:
+        """``columns`` of ``table``'s rows known in ``window``, joined to the lead when ``--by``."""
+        return (
+            sa.select(*columns)
+            .select_from(self.with_lead(window, table, table.c.lead_id))
+            .where(window.known(table))
+        )

@@ -78,11 +78,8 @@ def velocity(reader: Reader, window: Window) -> Report:
 def _stays(reader: Reader, window: Window, *where: sa.ColumnElement[bool]) -> sa.Select[Any]:
     """(group, stage, entered, exited) of the stays known in ``window`` that match ``where``."""
     stay = reader.tables["stay"]
-    return (
-        sa.select(reader.group(window), stay.c.stage, stay.c.entered_us, stay.c.exited_us)
-        .select_from(reader.with_lead(window, stay, stay.c.lead_id))
-        .where(window.known(stay), *where)
-    )
+    columns = (reader.group(window), stay.c.stage, stay.c.entered_us, stay.c.exited_us)
+    return reader.known_rows(window, stay, *columns).where(*where)
 
 
 def _open_ages(
@@ -177,7 +174,7 @@ def _lags(reader: Reader, window: Window, lags: list[tuple[str, str]], *, cycle:
     if cycle:
         columns.append(sa.func.min(lead.c.first_contact_us).label("contact"))
         source = stay.outerjoin(lead, sa.and_(lead.c.lead_id == stay.c.lead_id, window.known(lead)))
-    recent = reader.tables["stay"].alias("recent")
+    recent = stay.alias("recent")
     active = sa.select(recent.c.lead_id).where(
         window.known(recent),
         recent.c.entered_us >= window.periods[0].start,
@@ -193,12 +190,10 @@ def _lags(reader: Reader, window: Window, lags: list[tuple[str, str]], *, cycle:
     query = sa.select(reader.group(window), *list(per_lead.c)[1:]).select_from(
         reader.with_lead(window, per_lead, per_lead.c.lead_id)
     )
-    names = [c.name for c in list(per_lead.c)[1:]]
-    pairs = [
-        (names.index(f"e_{s}") + 1, names.index(f"r_{t}") + 1, "lag", f"{s}->{t}") for s, t in lags
-    ]
+    at = {column.name: i for i, column in enumerate(per_lead.c)}  # the group takes lead_id's 0
+    pairs = [(at[f"e_{s}"], at[f"r_{t}"], "lag", f"{s}->{t}") for s, t in lags]
     if cycle:
-        pairs.append((names.index("contact") + 1, names.index("r_won") + 1, "sales_cycle", "won"))
+        pairs.append((at["contact"], at["r_won"], "sales_cycle", "won"))
     find = PeriodIndex(window)
     samples: Samples = defaultdict(list)
     for row in reader.stream(query):
