@@ -11,7 +11,7 @@ from ledger.storage import StoreConfig
 from projections.database import create_engine
 from projections.errors import ReportError
 from projections.runner import NAME
-from projections.schema import Tables, tables, tracking_table
+from projections.schema import ROLLUPS, Tables, tables, tracking_table
 from projections.window import NONE_GROUP, Window
 
 
@@ -44,9 +44,7 @@ class Reader:
         if self._rollups is None:
             with self.engine.connect() as conn:
                 names = set(sa.inspect(conn).get_table_names(schema=self.schema))
-            self._rollups = all(
-                self.tables[name].name in names for name in ("roll_stay", "roll_opp")
-            )
+            self._rollups = all(self.tables[name].name in names for name in ROLLUPS)
         return self._rollups
 
     def rows(self, query: sa.Executable) -> list[Any]:

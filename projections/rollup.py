@@ -11,10 +11,16 @@ keep those counts per UTC day, as the ledger knows them now (``known_to = FOREVE
   ``country``, ``owner`` and ``channel`` count the stays of leads whose current dimension row
   exists, under that row's value (``(none)`` when empty), exactly as ``--by`` joins them;
 - ``rl_roll_opp``: per (side, grain, day, stage, currency) the open-opportunity rows starting
-  (``in``) and ending (``out``), with their amount units.
+  (``in``) and ending (``out``), with their amount units;
+- ``rl_roll_open``: per (split dimension, value, UTC day of entry, stage) the stays that have not
+  ended (``exited_us = FOREVER``): how many, and the sum of their entry times' offsets from the
+  start of that day (``since``, microseconds). Velocity reads it for the age of open stays
+  (projections/velocity.py): a stay that never ends (a lead's current stage) is open at every
+  later period end, so these are most of the stays open at any one.
 
-Each count is kept at two grains: per UTC day (grain ``d``) and per UTC month (grain ``m``, keyed
-by the month's first day), so a year of monthly periods reads a few month rows per stage.
+The stay and opportunity counts are kept at two grains: per UTC day (grain ``d``) and per UTC
+month (grain ``m``, keyed by the month's first day), so a year of monthly periods reads a few
+month rows per stage.
 
 A range ``[a, b)`` is answered from whole UTC days in the roll-up plus the stays of the partial
 days at either end read from the stay table (which has indexes on entry and exit time), so any
@@ -46,8 +52,10 @@ IN, OUT = "in", "out"
 DAY, MONTH = "d", "m"
 STAY_KEY = ("dim", "value", "side", "grain", "day", "prev", "stage", "move", "reentry")
 OPP_KEY = ("side", "grain", "day", "stage", "currency")
+OPEN_KEY = ("dim", "value", "day", "stage")
 StayKey = tuple[str, str, str, str, int, str, str, str, bool]
 OppKey = tuple[str, str, int, str, str]
+OpenKey = tuple[str, str, int, str]
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
@@ -107,6 +115,26 @@ def stay_counts(
     return out
 
 
+def open_counts(
+    stays: Iterable[Mapping[Any, Any]], leads: Mapping[Any, Mapping[Any, Any]], sign: int = 1
+) -> Counter[tuple[OpenKey, str]]:
+    """The roll-up counts (``n``) and entry offsets (``since``) of the stays that never ended."""
+    out: Counter[tuple[OpenKey, str]] = Counter()
+    for stay in stays:
+        if stay["exited_us"] < FOREVER:
+            continue
+        lead = leads.get(stay["lead_id"])
+        entered = stay["entered_us"]
+        day = day_of(entered)
+        for dim in DIMS:
+            value = _value(lead, dim)
+            if value is not None:
+                key = (dim, value, day, stay["stage"])
+                out[(key, "n")] += sign
+                out[(key, "since")] += sign * (entered - day * DAY_US)
+    return out
+
+
 def opp_counts(opps: Iterable[Mapping[Any, Any]], sign: int = 1) -> Counter[tuple[OppKey, str]]:
     """The roll-up counts (``n``) and amount units (``units``) of open opportunity rows."""
     out: Counter[tuple[OppKey, str]] = Counter()
@@ -129,6 +157,7 @@ class Delta:
     """The change one re-derivation makes to the roll-ups: old current rows out, new ones in."""
 
     stays: Counter[StayKey] = field(default_factory=Counter)
+    opens: Counter[tuple[OpenKey, str]] = field(default_factory=Counter)
     opps: Counter[tuple[OppKey, str]] = field(default_factory=Counter)
 
     def retract(self, conn: sa.Connection, t: Tables, kind: str, subjects: Sequence[str]) -> None:
@@ -138,12 +167,13 @@ class Delta:
             now = FOREVER
             stays = conn.execute(
                 sa.select(stay).where(stay.c.lead_id.in_(subjects), stay.c.known_to == now)
-            ).mappings()
+            ).mappings().all()
             leads = conn.execute(
                 sa.select(lead).where(lead.c.lead_id.in_(subjects), lead.c.known_to == now)
             ).mappings()
             by_lead = {row["lead_id"]: row for row in leads}
             self.stays.update(stay_counts(stays, by_lead, -1))
+            self.opens.update(open_counts(stays, by_lead, -1))
         elif kind == "opp":
             opp = t["opp"]
             rows = conn.execute(
@@ -157,6 +187,7 @@ class Delta:
             current = [r for r in rows.get("stay", ()) if r["known_to"] == FOREVER]
             leads = {r["lead_id"]: r for r in rows.get("lead", ()) if r["known_to"] == FOREVER}
             self.stays.update(stay_counts(current, leads))
+            self.opens.update(open_counts(current, leads))
         elif kind == "opp":
             self.opps.update(opp_counts(r for r in rows.get("opp", ()) if r["known_to"] == FOREVER))
 
@@ -167,20 +198,31 @@ class Delta:
             for key, n in sorted(self.stays.items())
             if n
         ]
-        merged: dict[OppKey, dict[str, int]] = {}
-        for (key, measure), n in self.opps.items():
-            merged.setdefault(key, {"n": 0, "units": 0})[measure] += n
-        opps = [
-            {**dict(zip(OPP_KEY, key, strict=True)), **measures}
-            for key, measures in sorted(merged.items())
-            if any(measures.values())
-        ]
+        opens = _measured(self.opens, OPEN_KEY, ("n", "since"))
+        opps = _measured(self.opps, OPP_KEY, ("n", "units"))
         if stays:
             _upsert(conn, t["roll_stay"], STAY_KEY, ("n",), stays)
+        if opens:
+            _upsert(conn, t["roll_open"], OPEN_KEY, ("n", "since"), opens)
         if opps:
             _upsert(conn, t["roll_opp"], OPP_KEY, ("n", "units"), opps)
         self.stays.clear()
+        self.opens.clear()
         self.opps.clear()
+
+
+def _measured(
+    counts: Counter[tuple[Any, str]], key: Sequence[str], measures: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Counts kept as ((key, measure) -> n) as rows of the key's columns and every measure."""
+    merged: dict[Any, dict[str, int]] = {}
+    for (values, measure), n in counts.items():
+        merged.setdefault(values, dict.fromkeys(measures, 0))[measure] += n
+    return [
+        {**dict(zip(key, values, strict=True)), **sums}
+        for values, sums in sorted(merged.items())
+        if any(sums.values())
+    ]
 
 
 def _upsert(
@@ -210,14 +252,15 @@ def build(conn: sa.Connection, t: Tables) -> None:
 
     One pass per side over the current stays in time order (constant memory: a day's counts are
     written when the next day starts), joined to each lead's current dimension row; month rows
-    are summed alongside.
+    are summed alongside, and the entry pass counts the stays that never ended as it goes.
     """
-    stay, lead, roll = t["stay"], t["lead"], t["roll_stay"]
+    stay, lead = t["stay"], t["lead"]
     joined = stay.outerjoin(
         lead, sa.and_(lead.c.lead_id == stay.c.lead_id, lead.c.known_to == FOREVER)
     )
     dims = [lead.c[d] for d in BY_FIELDS]
-    writer = _Writer(conn, roll, STAY_KEY, ("n",))
+    writer = _Writer(conn, t["roll_stay"], STAY_KEY, ("n",))
+    opens = _Writer(conn, t["roll_open"], OPEN_KEY, ("n", "since"))
     months: Counter[StayKey] = Counter()
     for side, at, extra in (
         (IN, stay.c.entered_us, sa.true()),
@@ -226,6 +269,7 @@ def build(conn: sa.Connection, t: Tables) -> None:
         query = (
             sa.select(
                 at,
+                stay.c.exited_us,
                 stay.c.prev_stage,
                 stay.c.stage,
                 stay.c.move,
@@ -238,32 +282,44 @@ def build(conn: sa.Connection, t: Tables) -> None:
             .order_by(at)
         )
         today: Counter[StayKey] = Counter()
+        still: dict[OpenKey, list[int]] = {}  # this day's stays that never ended: [n, since]
         current = None
         for row in conn.execute(query.execution_options(yield_per=10_000)):
             day = day_of(row[0])
             if day != current:
                 _close_day(today, months, writer)
+                opens.add_rows((*key, *sums) for key, sums in still.items())
+                still.clear()
                 current = day
             if side == IN:
-                detail = (row[1] or "", row[2], row[3], bool(row[4]))
+                detail = (row[2] or "", row[3], row[4], bool(row[5]))
             else:
-                detail = ("", row[2], "", False)
-            today[("", "", side, DAY, day, *detail)] += 1
-            if row[5] is not None:
-                for dim, value in zip(BY_FIELDS, row[6:], strict=True):
-                    group = NONE_GROUP if value is None else str(value)
-                    today[(dim, group, side, DAY, day, *detail)] += 1
+                detail = ("", row[3], "", False)
+            groups = [("", "")]
+            if row[6] is not None:
+                groups += [
+                    (dim, NONE_GROUP if value is None else str(value))
+                    for dim, value in zip(BY_FIELDS, row[7:], strict=True)
+                ]
+            for dim, group in groups:
+                today[(dim, group, side, DAY, day, *detail)] += 1
+            if side == IN and row[1] >= FOREVER:
+                offset = row[0] - day * DAY_US
+                for dim, group in groups:
+                    sums = still.setdefault((dim, group, day, row[3]), [0, 0])
+                    sums[0] += 1
+                    sums[1] += offset
         _close_day(today, months, writer)
+        opens.add_rows((*key, *sums) for key, sums in still.items())
     writer.add(months)
     writer.flush()
+    opens.flush()
     opp = t["opp"]
     query = sa.select(opp).where(opp.c.known_to == FOREVER, opp.c.is_open.is_(True))
     opps = conn.execute(query.execution_options(yield_per=10_000)).mappings()  # not held whole
-    merged: dict[OppKey, dict[str, Any]] = {}
-    for (key, measure), n in opp_counts(opps).items():
-        merged.setdefault(key, dict(zip(OPP_KEY, key, strict=True)))[measure] = n
+    merged = _measured(opp_counts(opps), OPP_KEY, ("n", "units"))
     if merged:
-        conn.execute(sa.insert(t["roll_opp"]), list(merged.values()))
+        conn.execute(sa.insert(t["roll_opp"]), merged)
 
 
 def _close_day(today: Counter[StayKey], months: Counter[StayKey], writer: _Writer) -> None:
@@ -293,7 +349,11 @@ class _Writer:
 
     def add(self, counts: Counter[StayKey]) -> None:
         """Queue one row per key of ``counts``."""
-        self.rows.extend((*key, n) for key, n in counts.items())
+        self.add_rows((*key, n) for key, n in counts.items())
+
+    def add_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Queue rows of every key column and measure, in the table's order."""
+        self.rows.extend(rows)
         if len(self.rows) >= 20_000:
             self.flush()
 

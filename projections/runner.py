@@ -27,7 +27,7 @@ from projections.build_pipe import Writer, read_ahead
 from projections.build_scan import BUDGET, Scan, lookup_in, rederive_spoiled
 from projections.database import create_engine
 from projections.gc_pause import paused_gc
-from projections.schema import TABLES, Tables, tables, tracking_table
+from projections.schema import ROLLUPS, TABLES, Tables, tables, tracking_table
 from projections.store import Subject, read_stored, rederive, store_facts
 
 NAME = "funnel"
@@ -185,7 +185,7 @@ class Projection:
             self._swap(conn, shadow)
             self._track(conn, position=end, generation=generation)
         if postgres:
-            self._vacuum(self.live, ("roll_stay", "roll_opp"))
+            self._vacuum(self.live, ROLLUPS)
         else:
             with self.writer.begin() as conn:  # SQLite's statistics do not follow a rename
                 self._analyze(conn, self.live)

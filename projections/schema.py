@@ -18,7 +18,7 @@ from projections.credit.tables import CREDIT_TABLES, define_credit_tables
 
 SHADOW = "__shadow"
 DERIVED = ("stay", "lead", "anomaly", "opp", *CREDIT_TABLES)
-ROLLUPS = ("roll_stay", "roll_opp")  # per-day aggregates of the current rows: projections.rollup
+ROLLUPS = ("roll_stay", "roll_opp", "roll_open")  # per-day aggregates: projections.rollup
 TABLES = ("fact", "family", *DERIVED, *ROLLUPS)
 
 
@@ -142,6 +142,16 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("currency", String(3), primary_key=True),
             Column("n", big, nullable=False),
             Column("units", big, nullable=False),
+        ),
+        "roll_open": sa.Table(
+            name("roll_open"),
+            metadata,
+            Column("dim", String(16), primary_key=True),
+            Column("value", text, primary_key=True),
+            Column("stage", text, primary_key=True),
+            Column("day", Integer, primary_key=True),
+            Column("n", big, nullable=False),
+            Column("since", big, nullable=False),  # sum of (entered_us - day start)
         ),
         **define_credit_tables(metadata, name, ix, _known),
     }

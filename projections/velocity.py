@@ -9,15 +9,22 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sortedcontainers import SortedList
 
+from projections.balances import usable
+from projections.periods import FOREVER
 from projections.reading import Reader
 from projections.report import Report
+from projections.rollup import day_of
 from projections.stages import PROGRESSION
 from projections.window import DAY_US, PeriodIndex, Window
+
+DAYS_PER_QUERY = 100  # (stage, day) ranges of never-ended stays read in one query
 
 Samples = dict[tuple[int, str, str, str], list[int]]  # (period, group, measure, key) -> µs
 
@@ -87,46 +94,231 @@ def _open_ages(
 ) -> list[list[object]]:
     """Age of the stays open at each period's end (``entered < end <= exited``), in one pass.
 
-    Stays that are open at some period end are read once (entered before the last end, not
-    exited before the first) instead of once per period: terminal stays (won, lost) never
-    close, so they would be ranked again at every period end. Each group's stays are swept
-    through the period ends in order, keeping the open stays' entry times in a sorted list: the
-    k-th shortest age at ``end`` is ``end`` minus the k-th latest entry.
+    Each group's and stage's stays are swept through the period ends in order, keeping the open
+    stays' entry times in a sorted list: the k-th shortest age at ``end`` is ``end`` minus the
+    k-th latest entry. Most stays open at a period end never end (a lead's current stay). With
+    the roll-ups (current knowledge), those are counted per day of entry in ``rl_roll_open``
+    (:class:`_NeverEnded`) and only the stays that ended are read and swept; otherwise every
+    stay open at some period end is (entered before the last end, not exited before the first).
     """
     ends = [period.end for period in window.periods]
     if not ends:
         return []
     stay = reader.tables["stay"]
+    rolled = usable(reader, window)
     query = _stays(reader, window, stage_filter, stay.c.entered_us < ends[-1])
     query = query.where(stay.c.exited_us >= ends[0])
+    if rolled:
+        query = query.where(stay.c.exited_us < FOREVER)
     entries: dict[tuple[str, str], list[int]] = defaultdict(list)
     exits: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     for grp, stage, entered, exited in reader.stream(query):
         entries[grp, stage].append(entered)
         if exited < ends[-1]:  # else still open at the last end: never leaves the sweep
             exits[grp, stage].append((exited, entered))
-    rows: list[list[object]] = []
-    for (grp, stage), entered in entries.items():
-        entered.sort()
-        leaving = sorted(exits[grp, stage])
-        open_stays = SortedList()
-        total = added = removed = 0
-        for idx, end in enumerate(ends):
-            upto = bisect.bisect_left(entered, end)
-            open_stays.update(entered[added:upto])
-            total += sum(entered[added:upto])
-            added = upto
-            while removed < len(leaving) and leaving[removed][0] < end:
-                open_stays.remove(leaving[removed][1])
-                total -= leaving[removed][1]
-                removed += 1
-            n = len(open_stays)
+    never = _NeverEnded.read(reader, window, ends) if rolled else {}
+    ages: list[_Age] = []
+    for key in entries.keys() | never.keys():
+        base = never.get(key, _NeverEnded())
+        for idx, end, open_stays, total in _sweep(entries[key], exits[key], ends):
+            n_base, base_total = base.before(end)
+            n = n_base + len(open_stays)
             if n:
-                median = end - open_stays[n - (n + 1) // 2]
-                p90 = end - open_stays[n - (9 * n + 9) // 10]
-                statistics = _statistics(n, n * end - total, median, p90)
-                rows.append([idx, grp, "open_age", stage, *statistics])
-    return rows
+                age = _Age(idx, key, end, n, n * end - base_total - total)
+                for rank in (n - (n + 1) // 2, n - (9 * n + 9) // 10):
+                    age.ranked.append(base.locate(key, end, rank, open_stays))
+                ages.append(age)
+    lookups = [entry for age in ages for entry in age.ranked if isinstance(entry, _Lookup)]
+    _Lookup.resolve(reader, window, lookups)
+    return [age.row() for age in ages]
+
+
+def _sweep(
+    entered: list[int], leaving: list[tuple[int, int]], ends: list[int]
+) -> Iterator[tuple[int, int, SortedList, int]]:
+    """At each period end in turn: (index, end, entry times of the open stays, their sum).
+
+    ``entered``: the stays' entry times; ``leaving``: (exit, entry) of those that end before
+    the last end. The sorted list is the same object throughout, updated between ends.
+    """
+    entered.sort()
+    leaving.sort()
+    open_stays = SortedList()
+    total = added = removed = 0
+    for idx, end in enumerate(ends):
+        upto = bisect.bisect_left(entered, end)
+        open_stays.update(entered[added:upto])
+        total += sum(entered[added:upto])
+        added = upto
+        while removed < len(leaving) and leaving[removed][0] < end:
+            open_stays.remove(leaving[removed][1])
+            total -= leaving[removed][1]
+            removed += 1
+        yield idx, end, open_stays, total
+
+
+@dataclass
+class _Age:
+    """The open-age statistics of one group and stage at one period end, as they are found."""
+
+    idx: int
+    key: tuple[str, str]  # (group, stage)
+    end: int
+    n: int
+    total: int  # sum of the ages, in microseconds
+    ranked: list[int | _Lookup] = field(default_factory=list)  # median's and p90's entry times
+
+    def row(self) -> list[object]:
+        """The report row: period, group, measure, stage, count, mean, median, p90."""
+        median, p90 = (
+            self.end - (entry.entered if isinstance(entry, _Lookup) else entry)
+            for entry in self.ranked
+        )
+        grp, stage = self.key
+        return [self.idx, grp, "open_age", stage, *_statistics(self.n, self.total, median, p90)]
+
+
+@dataclass
+class _Lookup:
+    """An entry time known only to be the ``rank``-th (from 0) of its stage's on ``day``.
+
+    ``ended``: the entries of that day among the open stays that ended later; the others are
+    stays that never ended, counted in the roll-up but read here (:meth:`resolve`).
+    """
+
+    key: tuple[str, str]
+    day: int
+    rank: int
+    ended: list[int]
+    entered: int = 0
+
+    @staticmethod
+    def resolve(reader: Reader, window: Window, lookups: list[_Lookup]) -> None:
+        """Read the never-ended stays of every day the lookups need, and find their entries."""
+        wanted = sorted({(lookup.key[1], lookup.day) for lookup in lookups})
+        found = _never_ended_on(reader, window, wanted)
+        for lookup in lookups:
+            day = sorted(found.get((*lookup.key, lookup.day), []) + lookup.ended)
+            lookup.entered = day[lookup.rank]
+
+
+class _NeverEnded:
+    """One group's and stage's stays that never ended, by UTC day of entry (``rl_roll_open``).
+
+    Whole days are counted by the roll-up; the day holding a period end that is not a UTC
+    midnight is read from the stay table (``exact``), so every count before an end is exact.
+    """
+
+    def __init__(self) -> None:
+        """No stays (a group and stage with none that never ended)."""
+        self.days: list[int] = []  # UTC days with entries, ascending
+        self.counts: list[int] = [0]  # counts[j]: entries on days[:j]
+        self.sums: list[int] = [0]  # sums[j]: the sum of their entry times
+        self.exact: dict[int, list[int]] = {}  # day -> its entry times, sorted
+
+    @classmethod
+    def read(
+        cls, reader: Reader, window: Window, ends: list[int]
+    ) -> dict[tuple[str, str], _NeverEnded]:
+        """Every group's and stage's counts up to the last end, and the days read exactly."""
+        roll = reader.tables["roll_open"]
+        wanted = window.options.stage
+        query = (
+            sa.select(roll.c.value, roll.c.stage, roll.c.day, roll.c.n, roll.c.since)
+            .where(roll.c.dim == (window.options.by or ""), roll.c.day <= day_of(ends[-1]))
+            .where(roll.c.stage == wanted if wanted else sa.true())
+            .order_by(roll.c.value, roll.c.stage, roll.c.day)
+        )
+        out: dict[tuple[str, str], _NeverEnded] = defaultdict(cls)
+        for grp, stage, day, n, since in reader.rows(query):
+            never = out[grp, stage]
+            never.days.append(day)
+            never.counts.append(never.counts[-1] + n)
+            never.sums.append(never.sums[-1] + n * day * DAY_US + since)
+        partial = sorted({day_of(end) for end in ends if end % DAY_US})
+        stages = [wanted] if wanted else sorted({stage for _, stage in out})
+        found = _never_ended_on(reader, window, [(s, d) for s in stages for d in partial])
+        for (grp, stage, day), entered in found.items():
+            out[grp, stage].exact[day] = entered
+        return dict(out)
+
+    def before(self, end: int) -> tuple[int, int]:
+        """How many were entered before ``end``, and the sum of their entry times."""
+        day = day_of(end)
+        j = bisect.bisect_left(self.days, day)
+        n, total = self.counts[j], self.sums[j]
+        exact = self.exact.get(day, ())
+        k = bisect.bisect_left(exact, end)
+        return n + k, total + sum(exact[:k])
+
+    def locate(
+        self, key: tuple[str, str], end: int, rank: int, ended: SortedList
+    ) -> int | _Lookup:
+        """The entry time of ascending ``rank`` among these and ``ended`` that are before ``end``.
+
+        ``key``: this group and stage; ``ended``: the entries of the stays open at ``end`` that
+        did end later.
+
+        The day that holds it is found by bisection over the days' counts; an entry of a stay
+        that ended, or of a day read exactly, is returned at once, else a :class:`_Lookup`.
+        """
+        if not self.days and not self.exact:
+            return int(ended[rank])
+        last = day_of(end)
+
+        def below(day: int) -> int:  # open at ``end`` and entered before ``day`` (<= last)
+            whole = self.counts[bisect.bisect_left(self.days, day)]
+            return whole + int(ended.bisect_left(day * DAY_US))
+
+        firsts = [last, *self.days[:1], *(day_of(ended[0]) for _ in ended[:1])]
+        lo, hi = min(firsts), last
+        while lo < hi:  # the first day with more than ``rank`` entries up to its end
+            mid = (lo + hi) // 2
+            if below(mid + 1) > rank:
+                hi = mid
+            else:
+                lo = mid + 1
+        start = lo * DAY_US
+        mine = list(ended.irange(start, start + DAY_US, inclusive=(True, False)))
+        rank -= below(lo)
+        j = bisect.bisect_left(self.days, lo)
+        rolled = j < len(self.days) and self.days[j] == lo
+        if lo in self.exact:
+            exact = self.exact[lo]
+            mine += exact[: bisect.bisect_left(exact, end)]
+        elif rolled:
+            return _Lookup(key, lo, rank, mine)
+        mine.sort()
+        return int(mine[rank])
+
+
+def _never_ended_on(
+    reader: Reader, window: Window, days: list[tuple[str, int]]
+) -> dict[tuple[str, str, int], list[int]]:
+    """The entry times, sorted, of the stays that never ended entered on each (stage, UTC day).
+
+    One range of the (stage, entry time) index per day, run as one compound query per
+    ``DAYS_PER_QUERY`` days: an ``OR`` of the ranges would read every stay that never ended.
+    """
+    stay = reader.tables["stay"]
+    columns = (reader.group(window), stay.c.stage, stay.c.entered_us)
+    out: dict[tuple[str, str, int], list[int]] = defaultdict(list)
+    for first in range(0, len(days), DAYS_PER_QUERY):
+        ranges = [
+            reader.known_rows(window, stay, *columns).where(
+                stay.c.stage == stage,
+                stay.c.entered_us >= day * DAY_US,
+                stay.c.entered_us < (day + 1) * DAY_US,
+                stay.c.exited_us >= FOREVER,
+            )
+            for stage, day in days[first : first + DAYS_PER_QUERY]
+        ]
+        query = ranges[0] if len(ranges) == 1 else sa.union_all(*ranges)
+        for grp, stage, entered in reader.rows(query):
+            out[grp, stage, day_of(entered)].append(entered)
+    for entered in out.values():
+        entered.sort()
+    return dict(out)
 
 
 def _completed(reader: Reader, window: Window, stage_filter: sa.ColumnElement[bool]) -> Samples:

@@ -38,7 +38,7 @@ from tests.integration.test_projections_properties import (
     record_all,
 )
 
-ROLLED_UP = (("inventory", {}), ("flow", {}), ("flow", {"matrix": True}),
+ROLLED_UP = (("inventory", {}), ("flow", {}), ("flow", {"matrix": True}), ("velocity", {}),
              ("conversion", {"basis": "period"}))
 ZONES = ("UTC", "America/New_York", "Asia/Kolkata", "Pacific/Chatham")
 
@@ -73,6 +73,47 @@ def test_reports_use_the_rollups_when_they_exist(sqlite_url: str) -> None:
         assert conn.execute(sa.select(sa.func.count()).select_from(live["roll_opp"])).scalar()
     reader.close()
     ledger.close()
+
+
+def test_the_open_stay_rollup_counts_every_stay_that_never_ended(db_url: str) -> None:
+    """``rl_roll_open`` holds, per split, day of entry and stage, the never-ended stays.
+
+    After an incremental catch-up in small pages that moves leads on (their earlier stays end),
+    the table equals the count and entry offsets computed here from the stay and lead tables.
+    """
+    ledger = open_ledger(db_url)
+    ledger.record([parse_fact(r) for r in generate(120, seed=9, months=8)])
+    projection = Projection(ledger, page=200)
+    projection.catch_up()
+    projection.close()
+    live = tables(ledger.config.schema)
+    reader = Reader(ledger.config)
+    with reader.engine.connect() as conn:
+        current = rollup.FOREVER
+        leads = {r.lead_id: r._mapping for r in conn.execute(
+            sa.select(live["lead"]).where(live["lead"].c.known_to == current))}
+        stays = conn.execute(sa.select(live["stay"]).where(
+            live["stay"].c.known_to == current)).mappings().all()
+        stored = {(r.dim, r.value, r.day, r.stage): (r.n, r.since)
+                  for r in conn.execute(sa.select(live["roll_open"]))}
+    reader.close()
+    ledger.close()
+    want: dict[tuple[str, str, int, str], list[int]] = {}
+    for stay in stays:
+        if stay["exited_us"] < current:
+            continue
+        day = stay["entered_us"] // rollup.DAY_US
+        lead = leads.get(stay["lead_id"])
+        for dim in rollup.DIMS:
+            if dim and lead is None:
+                continue
+            value = "" if not dim else (rollup.NONE_GROUP if lead[dim] is None else lead[dim])
+            sums = want.setdefault((dim, value, day, stay["stage"]), [0, 0])
+            sums[0] += 1
+            sums[1] += stay["entered_us"] - day * rollup.DAY_US
+    assert {key: tuple(sums) for key, sums in want.items()} == stored
+    assert sum(n for (dim, *_), (n, _) in stored.items() if not dim) == 120  # one per lead
+    assert len(stays) > 2 * 120  # most leads moved on: their earlier stays ended
 
 
 @pytest.fixture(scope="module")
