@@ -342,8 +342,10 @@ def _lags(reader: Reader, window: Window, lags: list[tuple[str, str]], *, cycle:
 
     A lag runs from the first entry into A to the first reach of B; the cycle from the first
     contact to the first reach of ``won``. Every lead's first entries and first reaches come
-    from one grouped query over the stays of the leads that entered a stay in the window (the
-    others' first reaches all precede it); leads that reached B before A are left out.
+    from one grouped query over the stays of the leads with a stay in the window that reaches
+    a target (by its stage or a stage it skipped: the others' first reaches all fall outside
+    the window), joined to the lead's first contact once per lead; leads that reached B before
+    A are left out.
     """
     if not window.periods:
         return {}
@@ -362,27 +364,28 @@ def _lags(reader: Reader, window: Window, lags: list[tuple[str, str]], *, cycle:
     columns += [
         sa.func.min(sa.case((reaches(t), stay.c.entered_us))).label(f"r_{t}") for t in targets
     ]
-    source: sa.FromClause = stay
-    if cycle:
-        columns.append(sa.func.min(lead.c.first_contact_us).label("contact"))
-        source = stay.outerjoin(lead, sa.and_(lead.c.lead_id == stay.c.lead_id, window.known(lead)))
     recent = stay.alias("recent")
     active = sa.select(recent.c.lead_id).where(
         window.known(recent),
         recent.c.entered_us >= window.periods[0].start,
         recent.c.entered_us < window.cap,
+        sa.or_(recent.c.stage.in_(targets), recent.c.skipped != ""),
     )
     per_lead = (
         sa.select(*columns)
-        .select_from(source)
         .where(window.known(stay), stay.c.entered_us < window.cap, stay.c.lead_id.in_(active))
         .group_by(stay.c.lead_id)
         .subquery("firsts")
     )
-    query = sa.select(reader.group(window), *list(per_lead.c)[1:]).select_from(
-        reader.with_lead(window, per_lead, per_lead.c.lead_id)
-    )
-    at = {column.name: i for i, column in enumerate(per_lead.c)}  # the group takes lead_id's 0
+    source = reader.with_lead(window, per_lead, per_lead.c.lead_id)
+    firsts = list(per_lead.c)[1:]
+    if cycle:
+        if window.options.by is None:
+            known = sa.and_(lead.c.lead_id == per_lead.c.lead_id, window.known(lead))
+            source = source.outerjoin(lead, known)
+        firsts.append(lead.c.first_contact_us.label("contact"))
+    query = sa.select(reader.group(window), *firsts).select_from(source)
+    at = {column.name: i for i, column in enumerate(firsts, 1)}  # the group is column 0
     pairs = [(at[f"e_{s}"], at[f"r_{t}"], "lag", f"{s}->{t}") for s, t in lags]
     if cycle:
         pairs.append((at["contact"], at["r_won"], "sales_cycle", "won"))
