@@ -74,23 +74,28 @@ Row = tuple[str, str, int, int, str, str]  # lead, group, entered, seq, stage, s
 
 
 def _tally(
-    counts: list[list[int]], later: list[Row], t0: int, targets: tuple[str, ...], limit: int
+    counts: list[list[int]], later: list[Row], t0: int, where: dict[str, int], limit: int
 ) -> None:
-    """Count one cohort member entered at ``t0``, given its stays from ``t0`` on, in order."""
+    """Count one cohort member entered at ``t0``, given its stays from ``t0`` on, in order.
+
+    ``where``: the position in ``counts`` of each later stage the member can reach.
+    """
     reached: dict[str, int] = {}  # stage -> first reach (entered, or skipped over)
     direct: set[str] = set()
     for _, _, at, _, stage, skipped in later:
         direct.add(stage)
-        reached.setdefault(stage, at)
+        if stage not in reached:
+            reached[stage] = at
         if skipped:
             for over in skipped[1:-1].split(","):
                 reached.setdefault(over, at)
-    for target, cell in zip(targets, counts, strict=True):
-        first = reached.get(target)
-        if first is not None:
+    for stage, first in reached.items():
+        position = where.get(stage)
+        if position is not None:
+            cell = counts[position]
             cell[0] += first - t0 <= limit
             cell[1] += 1
-            cell[2] += target not in direct
+            cell[2] += stage not in direct
 
 
 def _cohorts(reader: Reader, window: Window, sources: list[str]) -> Cohorts:
@@ -113,19 +118,25 @@ def _cohorts(reader: Reader, window: Window, sources: list[str]) -> Cohorts:
     )
     limit = window.options.within * DAY_US
     find = PeriodIndex(window)
-    targets = {source: later_stages(source) for source in sources}
+    positions = {s: {t: i for i, t in enumerate(later_stages(s))} for s in sources}
     for _, lead_rows in itertools.groupby(reader.stream(query), key=itemgetter(0)):
         stays: list[Row] = sorted(lead_rows, key=itemgetter(2, 3))  # business order
         seen: set[tuple[str, int]] = set()  # (source, period) whose first entry is counted
         for _, grp, t0, _, source, _ in stays:
-            idx = find(t0) if source in targets else None
+            where = positions.get(source)
+            if where is None:
+                continue
+            idx = find(t0)
             if idx is None or (source, idx) in seen:
                 continue
             seen.add((source, idx))
-            cohort = out.setdefault((source, idx, grp), [0, [[0, 0, 0] for _ in targets[source]]])
+            cohort = out.get((source, idx, grp))
+            if cohort is None:
+                cohort = out[source, idx, grp] = [0, [[0, 0, 0] for _ in where]]
             cohort[0] += 1
-            start = bisect.bisect_left(stays, t0, key=itemgetter(2))  # same instant: counts
-            _tally(cohort[1], stays[start:], t0, targets[source], limit)
+            if len(stays) > 1:  # else it reaches nothing but its own stage
+                start = bisect.bisect_left(stays, t0, key=itemgetter(2))  # same instant: counts
+                _tally(cohort[1], stays[start:], t0, where, limit)
     return out
 
 
