@@ -53,8 +53,8 @@ def velocity(reader: Reader, window: Window) -> Report:
     """Time in stage, open-stay age, stage-to-stage lag and sales cycle per period."""
     wanted = window.options.stage
     stage_filter = reader.tables["stay"].c.stage == wanted if wanted else sa.true()
-    rows = _ranked(_completed(reader, window, stage_filter))
-    rows += _open_ages(reader, window, stage_filter)
+    completed, ages = _stays_through(reader, window, stage_filter)
+    rows = _ranked(completed) + ages
     lags = [
         (source, target)
         for source, target in itertools.pairwise(PROGRESSION)
@@ -89,38 +89,65 @@ def _stays(reader: Reader, window: Window, *where: sa.ColumnElement[bool]) -> sa
     return reader.known_rows(window, stay, *columns).where(*where)
 
 
-def _open_ages(
+def _stays_through(
     reader: Reader, window: Window, stage_filter: sa.ColumnElement[bool]
+) -> tuple[Samples, list[list[object]]]:
+    """Time in stage and open age, from one read of the stays that end in or after the window.
+
+    A stay completed in a period (``start <= exited < end``) or open at a period's end
+    (``entered < end <= exited``) has ``exited >= `` the first start and ``entered <`` the last
+    end: one read of those serves both (:func:`_open_ages`).
+    """
+    if not window.periods:
+        return {}, []
+    stay = reader.tables["stay"]
+    ends = [period.end for period in window.periods]
+    rolled = usable(reader, window)
+    query = _stays(reader, window, stage_filter, stay.c.entered_us < ends[-1])
+    query = query.where(stay.c.exited_us >= window.periods[0].start)
+    if rolled:  # the stays that never ended come from the roll-up
+        query = query.where(stay.c.exited_us < FOREVER)
+    find = PeriodIndex(window)
+    completed: Samples = defaultdict(list)
+    entries: dict[tuple[str, str], list[int]] = defaultdict(list)
+    exits: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+    first_end, last_end = ends[0], ends[-1]
+    for grp, stage, entered, exited in reader.stream(query):
+        if exited < last_end:
+            idx = find(exited)
+            if idx is not None:
+                completed[idx, grp, "time_in_stage", stage].append(exited - entered)
+            if exited >= first_end:
+                entries[grp, stage].append(entered)
+                exits[grp, stage].append((exited, entered))
+        else:  # still open at the last end: never leaves the sweep
+            entries[grp, stage].append(entered)
+    never = _NeverEnded.read(reader, window, ends) if rolled else {}
+    return completed, _open_ages(reader, window, entries, exits, never)
+
+
+def _open_ages(
+    reader: Reader,
+    window: Window,
+    entries: dict[tuple[str, str], list[int]],
+    exits: dict[tuple[str, str], list[tuple[int, int]]],
+    never: dict[tuple[str, str], _NeverEnded],
 ) -> list[list[object]]:
     """Age of the stays open at each period's end (``entered < end <= exited``), in one pass.
 
     Each group's and stage's stays are swept through the period ends in order, keeping the open
     stays' entry times in a sorted list: the k-th shortest age at ``end`` is ``end`` minus the
-    k-th latest entry. Most stays open at a period end never end (a lead's current stay). With
-    the roll-ups (current knowledge), those are counted per day of entry in ``rl_roll_open``
-    (:class:`_NeverEnded`) and only the stays that ended are read and swept; otherwise every
-    stay open at some period end is (entered before the last end, not exited before the first).
+    k-th latest entry. ``entries`` (and ``exits``, for those that end before the last end) are
+    the stays open at some period end, per group and stage. Most stays open at a period end never
+    end (a lead's current stay). With the roll-ups (current knowledge), those are counted per day
+    of entry in ``rl_roll_open`` (``never``: :class:`_NeverEnded`) and only the stays that ended
+    are read and swept.
     """
     ends = [period.end for period in window.periods]
-    if not ends:
-        return []
-    stay = reader.tables["stay"]
-    rolled = usable(reader, window)
-    query = _stays(reader, window, stage_filter, stay.c.entered_us < ends[-1])
-    query = query.where(stay.c.exited_us >= ends[0])
-    if rolled:
-        query = query.where(stay.c.exited_us < FOREVER)
-    entries: dict[tuple[str, str], list[int]] = defaultdict(list)
-    exits: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
-    for grp, stage, entered, exited in reader.stream(query):
-        entries[grp, stage].append(entered)
-        if exited < ends[-1]:  # else still open at the last end: never leaves the sweep
-            exits[grp, stage].append((exited, entered))
-    never = _NeverEnded.read(reader, window, ends) if rolled else {}
     ages: list[_Age] = []
     for key in entries.keys() | never.keys():
         base = never.get(key, _NeverEnded())
-        for idx, end, open_stays, total in _sweep(entries[key], exits[key], ends):
+        for idx, end, open_stays, total in _sweep(entries.get(key, []), exits.get(key, []), ends):
             n_base, base_total = base.before(end)
             n = n_base + len(open_stays)
             if n:
@@ -319,22 +346,6 @@ def _never_ended_on(
     for entered in out.values():
         entered.sort()
     return dict(out)
-
-
-def _completed(reader: Reader, window: Window, stage_filter: sa.ColumnElement[bool]) -> Samples:
-    """Time in stage of the stays completed in each period (``start <= exited < end``)."""
-    if not window.periods:
-        return {}
-    exited = reader.tables["stay"].c.exited_us
-    query = _stays(reader, window, stage_filter, exited >= window.periods[0].start)
-    query = query.where(exited < window.periods[-1].end)
-    find = PeriodIndex(window)
-    samples: Samples = defaultdict(list)
-    for grp, stage, entered, exited in reader.stream(query):
-        idx = find(exited)
-        if idx is not None:
-            samples[idx, grp, "time_in_stage", stage].append(exited - entered)
-    return samples
 
 
 def _lags(reader: Reader, window: Window, lags: list[tuple[str, str]], *, cycle: bool) -> Samples:
