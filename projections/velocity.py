@@ -348,15 +348,33 @@ def _never_ended_on(
     return dict(out)
 
 
+def _reaching(stay: sa.Table, window: Window, targets: list[str]) -> sa.Select[Any]:
+    """The leads with a stay in the window that reaches one of ``targets``.
+
+    A stay reaches its stage and the stages it skipped; the other leads' first reaches all fall
+    outside the window. A skip only ever enters a later stage of the progression, so when the
+    targets are all of those, the stage alone decides (and the stage index serves the query).
+    """
+    recent = stay.alias("recent")
+    reaching: sa.ColumnElement[bool] = recent.c.stage.in_(targets)
+    if not set(PROGRESSION[1:]) <= set(targets):
+        reaching = sa.or_(reaching, recent.c.skipped != "")
+    return sa.select(recent.c.lead_id).where(
+        window.known(recent),
+        recent.c.entered_us >= window.periods[0].start,
+        recent.c.entered_us < window.cap,
+        reaching,
+    )
+
+
 def _lags(reader: Reader, window: Window, lags: list[tuple[str, str]], *, cycle: bool) -> Samples:
     """Lags A->B and the sales cycle, in the period of the first reach of B (``won``).
 
     A lag runs from the first entry into A to the first reach of B; the cycle from the first
     contact to the first reach of ``won``. Every lead's first entries and first reaches come
-    from one grouped query over the stays of the leads with a stay in the window that reaches
-    a target (by its stage or a stage it skipped: the others' first reaches all fall outside
-    the window), joined to the lead's first contact once per lead; leads that reached B before
-    A are left out.
+    from one grouped query over the stays of the leads that may first reach a target in the
+    window (:func:`_reaching`), joined to the lead's first contact once per lead; leads that
+    reached B before A are left out.
     """
     if not window.periods:
         return {}
@@ -375,13 +393,7 @@ def _lags(reader: Reader, window: Window, lags: list[tuple[str, str]], *, cycle:
     columns += [
         sa.func.min(sa.case((reaches(t), stay.c.entered_us))).label(f"r_{t}") for t in targets
     ]
-    recent = stay.alias("recent")
-    active = sa.select(recent.c.lead_id).where(
-        window.known(recent),
-        recent.c.entered_us >= window.periods[0].start,
-        recent.c.entered_us < window.cap,
-        sa.or_(recent.c.stage.in_(targets), recent.c.skipped != ""),
-    )
+    active = _reaching(stay, window, targets)
     per_lead = (
         sa.select(*columns)
         .where(window.known(stay), stay.c.entered_us < window.cap, stay.c.lead_id.in_(active))

@@ -115,3 +115,32 @@ def test_time_in_stage_and_open_age_match_a_period_by_period_reference(
         assert got[key][0] == n, key
         assert got[key][1] == pytest.approx(mean, rel=1e-12), key
         assert got[key][2:] == [median, p90], key
+
+
+@pytest.mark.parametrize("stage", ["inquiry", "mql", "sal", "sql", "sqo", "won"])
+def test_a_stage_filter_keeps_the_lag_rows_of_that_stage(db_url: str, stage: str) -> None:
+    """``--stage X`` keeps the unfiltered report's lag rows from or to X (and won's cycle).
+
+    The filtered lag query reads fewer leads (those whose window stays reach X's lag targets,
+    skips included), so a lead whose first reach came by a skip must still count.
+    """
+    ledger = open_ledger(db_url)
+    ledger.record([parse_fact(r) for r in generate(400, seed=5, months=12)])
+    projection = Projection(ledger)
+    projection.catch_up()
+    projection.close()
+    ledger.close()
+    options = ReportOptions(start=date(2024, 11, 1), as_of=date(2025, 9, 30))
+    api = Reports(open_ledger(db_url, create=False).config)
+    everything = api.run("velocity", options).rows
+    filtered = api.run("velocity", options.replace(stage=stage)).rows
+    api.close()
+
+    def lags(rows: list[list[Any]]) -> list[list[Any]]:
+        return [row for row in rows if row[1] in {"lag", "sales_cycle"}]
+
+    def involves(row: list[Any]) -> bool:
+        return stage in str(row[2]).split("->") or (row[1] == "sales_cycle" and stage == "won")
+
+    assert lags(filtered) == [row for row in lags(everything) if involves(row)]
+    assert lags(filtered)
