@@ -25,3 +25,19 @@ def stage(lead: str, to: str, source_id: str, occurred_at: str, frm: str | None 
     """A stage_changed fact."""
     extra = {"from_stage": frm} if frm else {}
     return fact("stage_changed", source_id, occurred_at, lead_id=lead, to_stage=to, **extra)
+
+
+def project_funnel(
+    url: str, leads: int, *, seed: int, months: int, page: int | None = None
+) -> None:
+    """Record a synthetic funnel of ``leads`` leads in the ledger at ``url`` and project it."""
+    from adapters.synthetic import generate  # noqa: PLC0415
+    from ledger.application import open_ledger  # noqa: PLC0415
+    from projections.runner import Projection  # noqa: PLC0415
+
+    ledger = open_ledger(url)
+    ledger.record([parse_fact(r) for r in generate(leads, seed=seed, months=months)])
+    projection = Projection(ledger) if page is None else Projection(ledger, page=page)
+    projection.catch_up()
+    projection.close()
+    ledger.close()

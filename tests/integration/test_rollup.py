@@ -37,6 +37,7 @@ from tests.integration.test_projections_properties import (
     histories,
     record_all,
 )
+from tests.factories import project_funnel
 
 ROLLED_UP = (("inventory", {}), ("flow", {}), ("flow", {"matrix": True}), ("velocity", {}),
              ("conversion", {"basis": "period"}))
@@ -81,13 +82,10 @@ def test_the_open_stay_rollup_counts_every_stay_that_never_ended(db_url: str) ->
     After an incremental catch-up in small pages that moves leads on (their earlier stays end),
     the table equals the count and entry offsets computed here from the stay and lead tables.
     """
-    ledger = open_ledger(db_url)
-    ledger.record([parse_fact(r) for r in generate(120, seed=9, months=8)])
-    projection = Projection(ledger, page=200)
-    projection.catch_up()
-    projection.close()
-    live = tables(ledger.config.schema)
-    reader = Reader(ledger.config)
+    project_funnel(db_url, 120, seed=9, months=8, page=200)
+    config = open_ledger(db_url, create=False).config
+    live = tables(config.schema)
+    reader = Reader(config)
     with reader.engine.connect() as conn:
         current = rollup.FOREVER
         leads = {r.lead_id: r._mapping for r in conn.execute(
@@ -97,7 +95,6 @@ def test_the_open_stay_rollup_counts_every_stay_that_never_ended(db_url: str) ->
         stored = {(r.dim, r.value, r.day, r.stage): (r.n, r.since)
                   for r in conn.execute(sa.select(live["roll_open"]))}
     reader.close()
-    ledger.close()
     want: dict[tuple[str, str, int, str], list[int]] = {}
     for stay in stays:
         if stay["exited_us"] < current:

@@ -17,14 +17,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from adapters.synthetic import generate
 from ledger.application import open_ledger
-from ledger.codec import parse_fact
 from projections.api import Reports
 from projections.periods import FOREVER, Calendar, zone
 from projections.reading import Reader
-from projections.runner import Projection
 from projections.window import NONE_GROUP, ReportOptions, Window
+from tests.factories import project_funnel
 
 DAY_US = 86_400_000_000
 
@@ -90,12 +88,7 @@ def test_time_in_stage_and_open_age_match_a_period_by_period_reference(
     db_url: str, kind: str, tz: str, by: str | None
 ) -> None:
     """Count, mean, nearest-rank median and p90 of every group, on either database."""
-    ledger = open_ledger(db_url)
-    ledger.record([parse_fact(r) for r in generate(400, seed=5, months=12)])
-    projection = Projection(ledger)
-    projection.catch_up()
-    projection.close()
-    ledger.close()
+    project_funnel(db_url, 400, seed=5, months=12)
     start = date(2025, 5, 1) if kind == "week" else date(2024, 11, 1)
     options = ReportOptions(
         calendar=Calendar(kind, zone(tz)), start=start, as_of=date(2025, 9, 30), by=by
@@ -124,12 +117,7 @@ def test_a_stage_filter_keeps_the_lag_rows_of_that_stage(db_url: str, stage: str
     The filtered lag query reads fewer leads (those whose window stays reach X's lag targets,
     skips included), so a lead whose first reach came by a skip must still count.
     """
-    ledger = open_ledger(db_url)
-    ledger.record([parse_fact(r) for r in generate(400, seed=5, months=12)])
-    projection = Projection(ledger)
-    projection.catch_up()
-    projection.close()
-    ledger.close()
+    project_funnel(db_url, 400, seed=5, months=12)
     options = ReportOptions(start=date(2024, 11, 1), as_of=date(2025, 9, 30))
     api = Reports(open_ledger(db_url, create=False).config)
     everything = api.run("velocity", options).rows
