@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sortedcontainers import SortedList
 
 from projections.balances import usable
 from projections.periods import FOREVER
@@ -135,9 +134,9 @@ def _open_ages(
 ) -> list[list[object]]:
     """Age of the stays open at each period's end (``entered < end <= exited``), in one pass.
 
-    Each group's and stage's stays are swept through the period ends in order, keeping the open
-    stays' entry times in a sorted list: the k-th shortest age at ``end`` is ``end`` minus the
-    k-th latest entry. ``entries`` (and ``exits``, for those that end before the last end) are
+    Each group's and stage's stays are swept through the period ends in order
+    (:func:`_sweep`): the k-th shortest age at ``end`` is ``end`` minus the k-th latest entry
+    of the stays open then. ``entries`` (and ``exits``, for those that end before the last end) are
     the stays open at some period end, per group and stage. Most stays open at a period end never
     end (a lead's current stay). With the roll-ups (current knowledge), those are counted per day
     of entry in ``rl_roll_open`` (``never``: :class:`_NeverEnded`) and only the stays that ended
@@ -162,26 +161,86 @@ def _open_ages(
 
 def _sweep(
     entered: list[int], leaving: list[tuple[int, int]], ends: list[int]
-) -> Iterator[tuple[int, int, SortedList, int]]:
-    """At each period end in turn: (index, end, entry times of the open stays, their sum).
+) -> Iterator[tuple[int, int, _OpenStays, int]]:
+    """At each period end in turn: (index, end, the open stays' entry times, their sum).
 
     ``entered``: the stays' entry times; ``leaving``: (exit, entry) of those that end before
-    the last end. The sorted list is the same object throughout, updated between ends.
+    the last end. Nothing is removed from a sorted structure: the stays open at an end are
+    those entered before it (a prefix of ``entered``, sorted once) less those that left before
+    it (their entry times, kept sorted by merging each period's batch in).
     """
     entered.sort()
     leaving.sort()
-    open_stays = SortedList()
+    gone: list[int] = []
     total = added = removed = 0
     for idx, end in enumerate(ends):
         upto = bisect.bisect_left(entered, end)
-        open_stays.update(entered[added:upto])
         total += sum(entered[added:upto])
         added = upto
+        first = removed
         while removed < len(leaving) and leaving[removed][0] < end:
-            open_stays.remove(leaving[removed][1])
-            total -= leaving[removed][1]
             removed += 1
-        yield idx, end, open_stays, total
+        if removed > first:
+            batch = [entry for _, entry in leaving[first:removed]]
+            total -= sum(batch)
+            gone = sorted(gone + batch)  # two sorted runs: merged in linear time
+        yield idx, end, _OpenStays(entered, upto, gone), total
+
+
+class _OpenStays:
+    """The entry times of the stays open at one period end, as a sorted multiset.
+
+    They are the first ``upto`` of ``entered`` (sorted) without ``gone`` (sorted, and all among
+    them); counts and ranks come from bisecting both.
+    """
+
+    __slots__ = ("entered", "gone", "upto")
+
+    def __init__(self, entered: list[int], upto: int, gone: list[int]) -> None:
+        """The entries ``entered[:upto]`` less ``gone``."""
+        self.entered, self.upto, self.gone = entered, upto, gone
+
+    def __len__(self) -> int:
+        """How many stays are open."""
+        return self.upto - len(self.gone)
+
+    def below(self, at: int) -> int:
+        """How many of them were entered before ``at``."""
+        before = bisect.bisect_left(self.entered, at, 0, self.upto)
+        return before - bisect.bisect_left(self.gone, at)
+
+    def __getitem__(self, rank: int) -> int:
+        """The entry time of ascending ``rank`` (from 0).
+
+        It is the least entry with more than ``rank`` open entries at or before it (a value
+        that is only in ``gone`` never raises that count), found by bisection.
+        """
+        entered, upto, gone = self.entered, self.upto, self.gone
+        lo, hi = 0, upto - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            value = entered[mid]
+            count = bisect.bisect_right(entered, value, 0, upto) - bisect.bisect_right(gone, value)
+            if count > rank:
+                hi = mid
+            else:
+                lo = mid + 1
+        return entered[lo]
+
+    def between(self, start: int, stop: int) -> list[int]:
+        """The open entries in ``[start, stop)``, sorted."""
+        entered, gone = self.entered, self.gone
+        found = entered[
+            bisect.bisect_left(entered, start, 0, self.upto) : bisect.bisect_left(
+                entered, stop, 0, self.upto
+            )
+        ]
+        left = gone[bisect.bisect_left(gone, start) : bisect.bisect_left(gone, stop)]
+        if not left:
+            return found
+        remaining = Counter(found)
+        remaining.subtract(left)
+        return sorted(remaining.elements())
 
 
 @dataclass
@@ -279,7 +338,7 @@ class _NeverEnded:
         return n + k, total + sum(exact[:k])
 
     def locate(
-        self, key: tuple[str, str], end: int, rank: int, ended: SortedList
+        self, key: tuple[str, str], end: int, rank: int, ended: _OpenStays
     ) -> int | _Lookup:
         """The entry time of ascending ``rank`` among these and ``ended`` that are before ``end``.
 
@@ -290,14 +349,14 @@ class _NeverEnded:
         that ended, or of a day read exactly, is returned at once, else a :class:`_Lookup`.
         """
         if not self.days and not self.exact:
-            return int(ended[rank])
+            return ended[rank]
         last = day_of(end)
 
         def below(day: int) -> int:  # open at ``end`` and entered before ``day`` (<= last)
             whole = self.counts[bisect.bisect_left(self.days, day)]
-            return whole + int(ended.bisect_left(day * DAY_US))
+            return whole + ended.below(day * DAY_US)
 
-        firsts = [last, *self.days[:1], *(day_of(ended[0]) for _ in ended[:1])]
+        firsts = [last, *self.days[:1], *([day_of(ended[0])] if len(ended) else [])]
         lo, hi = min(firsts), last
         while lo < hi:  # the first day with more than ``rank`` entries up to its end
             mid = (lo + hi) // 2
@@ -306,7 +365,7 @@ class _NeverEnded:
             else:
                 lo = mid + 1
         start = lo * DAY_US
-        mine = list(ended.irange(start, start + DAY_US, inclusive=(True, False)))
+        mine = ended.between(start, start + DAY_US)
         rank -= below(lo)
         j = bisect.bisect_left(self.days, lo)
         rolled = j < len(self.days) and self.days[j] == lo
@@ -316,7 +375,7 @@ class _NeverEnded:
         elif rolled:
             return _Lookup(key, lo, rank, mine)
         mine.sort()
-        return int(mine[rank])
+        return mine[rank]
 
 
 def _never_ended_on(
