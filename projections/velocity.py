@@ -26,6 +26,7 @@ from projections.window import DAY_US, PeriodIndex, Window
 DAYS_PER_QUERY = 100  # (stage, day) ranges of never-ended stays read in one query
 
 Samples = dict[tuple[int, str, str, str], list[int]]  # (period, group, measure, key) -> µs
+Exits = dict[tuple[str, str, int], list[int]]  # (group, stage, first end gone at) -> entries
 
 
 def _statistics(n: int, total: int, median: int, p90: int) -> list[object]:
@@ -109,16 +110,16 @@ def _stays_through(
     find = PeriodIndex(window)
     completed: Samples = defaultdict(list)
     entries: dict[tuple[str, str], list[int]] = defaultdict(list)
-    exits: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
-    first_end, last_end = ends[0], ends[-1]
+    exits: Exits = defaultdict(list)
+    last_end = ends[-1]
     for grp, stage, entered, exited in reader.stream(query):
         if exited < last_end:
-            idx = find(exited)
+            idx = find(exited)  # never None: the periods are contiguous
             if idx is not None:
                 completed[idx, grp, "time_in_stage", stage].append(exited - entered)
-            if exited >= first_end:
-                entries[grp, stage].append(entered)
-                exits[grp, stage].append((exited, entered))
+                if idx:  # exited at or after the first end: in the sweep until end ``idx``
+                    entries[grp, stage].append(entered)
+                    exits[grp, stage, idx].append(entered)
         else:  # still open at the last end: never leaves the sweep
             entries[grp, stage].append(entered)
     never = _NeverEnded.read(reader, window, ends) if rolled else {}
@@ -129,7 +130,7 @@ def _open_ages(
     reader: Reader,
     window: Window,
     entries: dict[tuple[str, str], list[int]],
-    exits: dict[tuple[str, str], list[tuple[int, int]]],
+    exits: Exits,
     never: dict[tuple[str, str], _NeverEnded],
 ) -> list[list[object]]:
     """Age of the stays open at each period's end (``entered < end <= exited``), in one pass.
@@ -146,7 +147,8 @@ def _open_ages(
     ages: list[_Age] = []
     for key in entries.keys() | never.keys():
         base = never.get(key, _NeverEnded())
-        for idx, end, open_stays, total in _sweep(entries.get(key, []), exits.get(key, []), ends):
+        leaving = [exits.get((*key, idx), []) for idx in range(len(ends))]
+        for idx, end, open_stays, total in _sweep(entries.get(key, []), leaving, ends):
             n_base, base_total = base.before(end)
             n = n_base + len(open_stays)
             if n:
@@ -160,30 +162,26 @@ def _open_ages(
 
 
 def _sweep(
-    entered: list[int], leaving: list[tuple[int, int]], ends: list[int]
+    entered: list[int], leaving: list[list[int]], ends: list[int]
 ) -> Iterator[tuple[int, int, _OpenStays, int]]:
     """At each period end in turn: (index, end, the open stays' entry times, their sum).
 
-    ``entered``: the stays' entry times; ``leaving``: (exit, entry) of those that end before
-    the last end. Nothing is removed from a sorted structure: the stays open at an end are
-    those entered before it (a prefix of ``entered``, sorted once) less those that left before
-    it (their entry times, kept sorted by merging each period's batch in).
+    ``entered``: the stays' entry times; ``leaving[i]``: the entry times of those that exit
+    before ``ends[i]`` but not before the end before it. Nothing is removed from a sorted
+    structure: the stays open at an end are those entered before it (a prefix of ``entered``,
+    sorted once) less those that left before it (their entry times, kept sorted by merging each
+    period's batch in).
     """
     entered.sort()
-    leaving.sort()
     gone: list[int] = []
-    total = added = removed = 0
+    total = added = 0
     for idx, end in enumerate(ends):
         upto = bisect.bisect_left(entered, end)
         total += sum(entered[added:upto])
         added = upto
-        first = removed
-        while removed < len(leaving) and leaving[removed][0] < end:
-            removed += 1
-        if removed > first:
-            batch = [entry for _, entry in leaving[first:removed]]
-            total -= sum(batch)
-            gone = sorted(gone + batch)  # two sorted runs: merged in linear time
+        if leaving[idx]:
+            total -= sum(leaving[idx])
+            gone = sorted(gone + leaving[idx])  # a sorted run and a short one: cheap to merge
         yield idx, end, _OpenStays(entered, upto, gone), total
 
 

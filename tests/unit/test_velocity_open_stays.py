@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,7 +20,10 @@ def test_the_sweep_gives_the_open_stays_at_every_end(spans, ends):
     """Count, sum, every rank, and the entries in any range equal those of the stays open."""
     ends.sort()
     kept = [(entered, exited) for entered, exited in spans if exited >= ends[0]]
-    leaving = [(exited, entered) for entered, exited in kept if exited < ends[-1]]
+    leaving: list[list[int]] = [[] for _ in ends]  # by the first end each is gone at
+    for entered, exited in kept:
+        if exited < ends[-1]:
+            leaving[bisect.bisect_right(ends, exited)].append(entered)
     swept = _sweep([entered for entered, _ in kept], leaving, ends)
     for idx, end, open_stays, total in swept:
         want = sorted(entered for entered, exited in kept if entered < end <= exited)
