@@ -1,6 +1,6 @@
-"""Keep Python's cyclic garbage collector out of bulk work: rebuilds and credit reports.
+"""Keep Python's cyclic garbage collector out of bulk work: rebuilds, credit reports, anomalies.
 
-Both hold many objects (a rebuild's window of facts, a report's deals, leads and touches) while
+They hold many objects (a rebuild's window of facts, a report's deals, leads and touches) while
 they allocate hundreds of thousands of short-lived tuples; the collector would keep re-scanning
 the held objects (a third of a rebuild's time, and of a credit report's at 3M events). What they
 allocate is freed by reference counting: a rebuild forms no reference cycles (a collection

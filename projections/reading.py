@@ -48,9 +48,9 @@ class Reader:
         return self._rollups
 
     def rows(self, query: sa.Executable) -> list[Any]:
-        """Run one query in its own (snapshot) transaction."""
+        """Run one query in its own (snapshot) transaction; the rows come in one driver fetch."""
         with self.engine.begin() as conn:
-            return list(conn.execute(query))
+            return list(conn.execute(query).all())
 
     def stream(self, query: sa.Executable, batch: int = 20_000) -> Iterator[Any]:
         """Run one query in its own (snapshot) transaction, fetching ``batch`` rows at a time.
