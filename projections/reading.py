@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,10 +47,10 @@ class Reader:
             self._rollups = all(self.tables[name].name in names for name in ROLLUPS)
         return self._rollups
 
-    def rows(self, query: sa.Executable) -> list[Any]:
+    def rows(self, query: sa.Executable) -> Sequence[Any]:
         """Run one query in its own (snapshot) transaction; the rows come in one driver fetch."""
         with self.engine.begin() as conn:
-            return list(conn.execute(query).all())
+            return conn.execute(query).all()
 
     def stream(self, query: sa.Executable, batch: int = 20_000) -> Iterator[Any]:
         """Run one query in its own (snapshot) transaction, fetching ``batch`` rows at a time.

@@ -36,6 +36,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -80,14 +81,27 @@ def _grains(day: int) -> tuple[tuple[str, int], tuple[str, int]]:
     return (DAY, day), (MONTH, month_of(day))
 
 
-def _value(lead: Mapping[Any, Any] | None, dim: str) -> str | None:
-    """The group a stay counts under in ``dim`` (None: not counted there, the lead has no row)."""
-    if not dim:
-        return ""
-    if lead is None:
-        return None
-    value = lead[dim]
-    return NONE_GROUP if value is None else str(value)
+_dimensions = itemgetter(*BY_FIELDS)
+
+
+def _splits(values: Sequence[Any] | None) -> list[tuple[str, str]]:
+    """The (dimension, group) pairs a stay counts under, given its lead's ``BY_FIELDS`` values.
+
+    Always the whole (``""``, ``""``); each dimension's value (``(none)`` when empty) only when
+    the lead has a dimension row (``values`` not None), exactly as ``--by`` joins it.
+    """
+    out = [("", "")]
+    if values is not None:
+        out += [
+            (dim, NONE_GROUP if value is None else str(value))
+            for dim, value in zip(BY_FIELDS, values, strict=True)
+        ]
+    return out
+
+
+def _lead_splits(lead: Mapping[Any, Any] | None) -> list[tuple[str, str]]:
+    """:func:`_splits` of a lead's current dimension row (None: it has none)."""
+    return _splits(None if lead is None else _dimensions(lead))
 
 
 # --- keeping the roll-ups current ---------------------------------------------------------------
@@ -103,10 +117,7 @@ def stay_counts(
         prev = stay["prev_stage"] or ""
         stage, move, reentry = stay["stage"], stay["move"], bool(stay["reentry"])
         entered, exited = stay["entered_us"], stay["exited_us"]
-        for dim in DIMS:
-            value = _value(lead, dim)
-            if value is None:
-                continue
+        for dim, value in _lead_splits(lead):
             for grain, at in _grains(day_of(entered)):
                 out[(dim, value, IN, grain, at, prev, stage, move, reentry)] += sign
             if exited < FOREVER:
@@ -126,12 +137,10 @@ def open_counts(
         lead = leads.get(stay["lead_id"])
         entered = stay["entered_us"]
         day = day_of(entered)
-        for dim in DIMS:
-            value = _value(lead, dim)
-            if value is not None:
-                key = (dim, value, day, stay["stage"])
-                out[(key, "n")] += sign
-                out[(key, "since")] += sign * (entered - day * DAY_US)
+        for dim, value in _lead_splits(lead):
+            key = (dim, value, day, stay["stage"])
+            out[(key, "n")] += sign
+            out[(key, "since")] += sign * (entered - day * DAY_US)
     return out
 
 
@@ -295,12 +304,7 @@ def build(conn: sa.Connection, t: Tables) -> None:
                 detail = (row[2] or "", row[3], row[4], bool(row[5]))
             else:
                 detail = ("", row[3], "", False)
-            groups = [("", "")]
-            if row[6] is not None:
-                groups += [
-                    (dim, NONE_GROUP if value is None else str(value))
-                    for dim, value in zip(BY_FIELDS, row[7:], strict=True)
-                ]
+            groups = _splits(None if row[6] is None else row[7:])
             for dim, group in groups:
                 today[(dim, group, side, DAY, day, *detail)] += 1
             if side == IN and row[1] >= FOREVER:
