@@ -60,7 +60,7 @@ def balances(reader: Reader, window: Window) -> Balances:
     bounds = sorted({p.start for p in window.periods} | {p.end for p in window.periods})
     ranges: list[tuple[int | None, int]] = [(None, bounds[0])]
     ranges += list(pairwise(bounds))
-    plan = _plan(ranges)
+    plan = plan_ranges(ranges)
     sums = _days(reader, dim, plan)
     for index, pieces in enumerate(plan.partial):
         for lo, hi in pieces:
@@ -109,7 +109,7 @@ class Plan:
     partial: list[list[tuple[int, int]]]  # per range: [lo, hi) in microseconds, under a day
 
 
-def _plan(ranges: list[tuple[int | None, int]]) -> Plan:
+def plan_ranges(ranges: list[tuple[int | None, int]]) -> Plan:
     """Split each ``[lo, hi)`` (``lo`` None: since the beginning of time) at UTC midnights."""
     plan = Plan([], [], [])
     for lo, hi in ranges:
@@ -142,7 +142,7 @@ def _plan(ranges: list[tuple[int | None, int]]) -> Plan:
     return plan
 
 
-def _bucket(day: sa.ColumnElement[int], spans: list[list[Span]]) -> sa.ColumnElement[int]:
+def day_bucket(day: sa.ColumnElement[int], spans: list[list[Span]]) -> sa.ColumnElement[int]:
     """The index of the range whose spans hold ``day`` (NULL when none does)."""
     whens = [
         (sa.and_(day >= first, day < last) if first is not None else day < last, index)
@@ -165,7 +165,7 @@ def _rolled(  # noqa: PLR0913, PLR0917
         flat = [span for ranges in spans for span in ranges]
         if not flat:
             continue
-        bucket = _bucket(table.c.day, spans).label("bucket")
+        bucket = day_bucket(table.c.day, spans).label("bucket")
         query = (
             sa.select(bucket, *keys, *(sa.func.sum(table.c[m]) for m in measures))
             .where(where, table.c.grain == grain, table.c.day < max(last for _, last in flat))
@@ -231,7 +231,7 @@ def open_pipeline(reader: Reader, window: Window) -> dict[tuple[int, str, str], 
     ends = sorted({p.end for p in window.periods})
     ranges: list[tuple[int | None, int]] = [(None, ends[0])]
     ranges += list(pairwise(ends))
-    plan = _plan(ranges)
+    plan = plan_ranges(ranges)
     roll = reader.tables["roll_opp"]
     keys = (roll.c.side, roll.c.stage, roll.c.currency)
     pieces: list[Counter[tuple[str, str, str]]] = [Counter() for _ in ranges]

@@ -16,7 +16,16 @@ keep those counts per UTC day, as the ledger knows them now (``known_to = FOREVE
   ended (``exited_us = FOREVER``): how many, and the sum of their entry times' offsets from the
   start of that day (``since``, microseconds). Velocity reads it for the age of open stays
   (projections/velocity.py): a stay that never ends (a lead's current stage) is open at every
-  later period end, so these are most of the stays open at any one.
+  later period end, so these are most of the stays open at any one;
+- ``rl_roll_deal``: per (what, UTC day, until, type, currency) the revenue report's sums
+  (projections/credit/revenue.py): deals ``opened`` (by opportunity type and currency); ``won``
+  closes with an amount (by type and won currency: count, amount, and cycle, the close time
+  less the opening) and ``lost`` closes (by type and the deal's currency), each with ``until``,
+  the UTC day of the deal's next close (:data:`NEVER` when there is none), because a close is
+  the deal's outcome at a cap only while no later close precedes the cap; and ARR movements
+  (``arr``, by kind and currency). Amounts are summed in ten-thousandths, with how many had 1 to
+  4 decimal places (so a sum is shown with the same digits as the exact sum of the amounts) and
+  how many were finer than a ten-thousandth (``odd``: the report then reads the tables).
 
 The stay and opportunity counts are kept at two grains: per UTC day (grain ``d``) and per UTC
 month (grain ``m``, keyed by the month's first day), so a year of monthly periods reads a few
@@ -36,14 +45,17 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
+from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from projections.opportunities import to_units
 from projections.periods import FOREVER
-from projections.schema import Tables
+from projections.schema import DEAL_MEASURES, Tables
 
 DAY_US = 86_400_000_000
 BY_FIELDS = ("lead_source", "segment", "country", "owner", "channel")
@@ -57,6 +69,10 @@ OPEN_KEY = ("dim", "value", "day", "stage")
 StayKey = tuple[str, str, str, str, int, str, str, str, bool]
 OppKey = tuple[str, str, int, str, str]
 OpenKey = tuple[str, str, int, str]
+DEAL_KEY = ("what", "day", "until", "type", "currency")
+DealKey = tuple[str, int, int, str, str]
+NEVER = 2**31 - 1  # rl_roll_deal's ``until`` of a close that no later close follows
+WON, LOST = "won", "lost"
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
@@ -161,6 +177,59 @@ def opp_counts(opps: Iterable[Mapping[Any, Any]], sign: int = 1) -> Counter[tupl
     return out
 
 
+def _amount(out: Counter[tuple[DealKey, str]], key: DealKey, amount: str, sign: int) -> None:
+    """Add an exact decimal amount (as stored) to ``key``'s units and decimal-place counts."""
+    places = len(amount) - amount.index(".") - 1 if "." in amount else 0
+    out[(key, "units")] += sign * to_units(Decimal(amount))
+    if places > 4:
+        out[(key, "odd")] += sign
+    elif places:
+        out[(key, f"d{places}")] += sign
+
+
+def deal_counts(
+    deals: Iterable[Mapping[Any, Any]], closes: Iterable[Mapping[Any, Any]], sign: int = 1
+) -> Counter[tuple[DealKey, str]]:
+    """The ``rl_roll_deal`` sums of ``deals`` (current rows) with their current ``closes``."""
+    out: Counter[tuple[DealKey, str]] = Counter()
+    by_deal: dict[str, list[Mapping[Any, Any]]] = {}
+    for close in closes:
+        by_deal.setdefault(close["opportunity_id"], []).append(close)
+    for deal in deals:
+        opened, opp_type, currency = deal["opened_us"], deal["opp_type"], deal["currency"]
+        out[(("opened", day_of(opened), NEVER, opp_type, currency), "n")] += sign
+        listed = sorted(by_deal.get(deal["opportunity_id"], ()), key=itemgetter("seq"))
+        for i, close in enumerate(listed):
+            kind, at = close["kind"], close["at_us"]
+            until = day_of(listed[i + 1]["at_us"]) if i + 1 < len(listed) else NEVER
+            if kind == LOST:
+                out[((LOST, day_of(at), until, opp_type, currency), "n")] += sign
+            elif kind == WON and close["amount"] is not None and close["currency"]:
+                key = (WON, day_of(at), until, opp_type, close["currency"])
+                out[(key, "n")] += sign
+                out[(key, "cycle")] += sign * (at - opened)
+                _amount(out, key, close["amount"], sign)
+    return out
+
+
+def arr_counts(rows: Iterable[Mapping[Any, Any]], sign: int = 1) -> Counter[tuple[DealKey, str]]:
+    """The ``rl_roll_deal`` sums of ARR movements (current ``rl_arr`` rows)."""
+    out: Counter[tuple[DealKey, str]] = Counter()
+    for row in rows:
+        key = ("arr", day_of(row["at_us"]), NEVER, row["kind"], row["currency"])
+        out[(key, "n")] += sign
+        _amount(out, key, row["amount"], sign)
+    return out
+
+
+def _current(
+    conn: sa.Connection, table: sa.Table, column: str, subjects: Sequence[str]
+) -> Sequence[sa.RowMapping]:
+    """The current rows of ``table`` whose ``column`` is one of ``subjects``."""
+    query = sa.select(table).where(table.c[column].in_(subjects), table.c.known_to == FOREVER)
+    return conn.execute(query).mappings().all()
+
+
 @dataclass
 class Delta:
     """The change one re-derivation makes to the roll-ups: old current rows out, new ones in."""
@@ -168,27 +237,23 @@ class Delta:
     stays: Counter[StayKey] = field(default_factory=Counter)
     opens: Counter[tuple[OpenKey, str]] = field(default_factory=Counter)
     opps: Counter[tuple[OppKey, str]] = field(default_factory=Counter)
+    deals: Counter[tuple[DealKey, str]] = field(default_factory=Counter)
 
     def retract(self, conn: sa.Connection, t: Tables, kind: str, subjects: Sequence[str]) -> None:
         """Subtract the current rows ``subjects`` have now (call before deleting them)."""
         if kind == "lead":
-            stay, lead = t["stay"], t["lead"]
-            now = FOREVER
-            stays = conn.execute(
-                sa.select(stay).where(stay.c.lead_id.in_(subjects), stay.c.known_to == now)
-            ).mappings().all()
-            leads = conn.execute(
-                sa.select(lead).where(lead.c.lead_id.in_(subjects), lead.c.known_to == now)
-            ).mappings()
+            stays = _current(conn, t["stay"], "lead_id", subjects)
+            leads = _current(conn, t["lead"], "lead_id", subjects)
             by_lead = {row["lead_id"]: row for row in leads}
             self.stays.update(stay_counts(stays, by_lead, -1))
             self.opens.update(open_counts(stays, by_lead, -1))
         elif kind == "opp":
-            opp = t["opp"]
-            rows = conn.execute(
-                sa.select(opp).where(opp.c.opportunity_id.in_(subjects), opp.c.known_to == FOREVER)
-            ).mappings()
-            self.opps.update(opp_counts(rows, -1))
+            self.opps.update(opp_counts(_current(conn, t["opp"], "opportunity_id", subjects), -1))
+            deals = _current(conn, t["deal"], "opportunity_id", subjects)
+            closes = _current(conn, t["close"], "opportunity_id", subjects)
+            self.deals.update(deal_counts(deals, closes, -1))
+        elif kind == "account":
+            self.deals.update(arr_counts(_current(conn, t["arr"], "account_id", subjects), -1))
 
     def add(self, kind: str, rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
         """Add the current rows among the freshly derived ``rows`` (table name -> row dicts)."""
@@ -199,6 +264,12 @@ class Delta:
             self.opens.update(open_counts(current, leads))
         elif kind == "opp":
             self.opps.update(opp_counts(r for r in rows.get("opp", ()) if r["known_to"] == FOREVER))
+            deals = [r for r in rows.get("deal", ()) if r["known_to"] == FOREVER]
+            closes = [r for r in rows.get("close", ()) if r["known_to"] == FOREVER]
+            self.deals.update(deal_counts(deals, closes))
+        elif kind == "account":
+            arr = (r for r in rows.get("arr", ()) if r["known_to"] == FOREVER)
+            self.deals.update(arr_counts(arr))
 
     def apply(self, conn: sa.Connection, t: Tables) -> None:
         """Write the net change (counts that did not cancel out) into the roll-up tables."""
@@ -209,15 +280,19 @@ class Delta:
         ]
         opens = _measured(self.opens, OPEN_KEY, ("n", "since"))
         opps = _measured(self.opps, OPP_KEY, ("n", "units"))
+        deals = _measured(self.deals, DEAL_KEY, DEAL_MEASURES)
         if stays:
             _upsert(conn, t["roll_stay"], STAY_KEY, ("n",), stays)
         if opens:
             _upsert(conn, t["roll_open"], OPEN_KEY, ("n", "since"), opens)
         if opps:
             _upsert(conn, t["roll_opp"], OPP_KEY, ("n", "units"), opps)
+        if deals:
+            _upsert(conn, t["roll_deal"], DEAL_KEY, DEAL_MEASURES, deals)
         self.stays.clear()
         self.opens.clear()
         self.opps.clear()
+        self.deals.clear()
 
 
 def _measured(
@@ -324,6 +399,45 @@ def build(conn: sa.Connection, t: Tables) -> None:
     merged = _measured(opp_counts(opps), OPP_KEY, ("n", "units"))
     if merged:
         conn.execute(sa.insert(t["roll_opp"]), merged)
+    _build_deals(conn, t)
+
+
+def _build_deals(conn: sa.Connection, t: Tables) -> None:
+    """Fill ``rl_roll_deal`` from the current deals, their closes, and the ARR movements.
+
+    The closes are read in deal order, a deal at a time (constant memory).
+    """
+    deal, close, arr = t["deal"], t["close"], t["arr"]
+    joined = deal.outerjoin(
+        close,
+        sa.and_(close.c.opportunity_id == deal.c.opportunity_id, close.c.known_to == FOREVER),
+    )
+    columns = [deal.c.opportunity_id, deal.c.opp_type, deal.c.opened_us, deal.c.currency]
+    closes = [close.c.seq, close.c.at_us, close.c.kind, close.c.amount, close.c.currency]
+    query = (
+        sa.select(*columns, *(c.label(f"close_{c.name}") for c in closes))
+        .select_from(joined)
+        .where(deal.c.known_to == FOREVER)
+        .order_by(deal.c.opportunity_id, close.c.seq)
+    )
+    counts: Counter[tuple[DealKey, str]] = Counter()
+    rows = conn.execute(query.execution_options(yield_per=10_000)).mappings()
+    for _, group in groupby(rows, key=itemgetter("opportunity_id")):
+        listed = list(group)
+        found = [
+            {name: row[f"close_{name}"] for name in ("seq", "at_us", "kind", "amount", "currency")}
+            | {"opportunity_id": row["opportunity_id"]}
+            for row in listed
+            if row["close_seq"] is not None
+        ]
+        counts.update(deal_counts(listed[:1], found))
+    query = sa.select(arr.c.at_us, arr.c.kind, arr.c.amount, arr.c.currency)
+    query = query.where(arr.c.known_to == FOREVER).execution_options(yield_per=10_000)
+    current = conn.execute(query)
+    counts.update(arr_counts(current.mappings()))
+    merged = _measured(counts, DEAL_KEY, DEAL_MEASURES)
+    if merged:
+        conn.execute(sa.insert(t["roll_deal"]), merged)
 
 
 def _close_day(today: Counter[StayKey], months: Counter[StayKey], writer: _Writer) -> None:

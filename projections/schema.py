@@ -18,7 +18,11 @@ from projections.credit.tables import CREDIT_TABLES, define_credit_tables
 
 SHADOW = "__shadow"
 DERIVED = ("stay", "lead", "anomaly", "opp", *CREDIT_TABLES)
-ROLLUPS = ("roll_stay", "roll_opp", "roll_open")  # per-day aggregates: projections.rollup
+# per-day aggregates: projections.rollup
+ROLLUPS = ("roll_stay", "roll_opp", "roll_open", "roll_deal")
+# rl_roll_deal's sums: count, amount in ten-thousandths, cycle (close - opened, microseconds),
+# amounts finer than a ten-thousandth, and amounts with 1, 2, 3 and 4 decimal places.
+DEAL_MEASURES = ("n", "units", "cycle", "odd", "d1", "d2", "d3", "d4")
 TABLES = ("fact", "family", *DERIVED, *ROLLUPS)
 
 
@@ -152,6 +156,16 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("day", Integer, primary_key=True),
             Column("n", big, nullable=False),
             Column("since", big, nullable=False),  # sum of (entered_us - day start)
+        ),
+        "roll_deal": sa.Table(
+            name("roll_deal"),
+            metadata,
+            Column("what", String(8), primary_key=True),  # opened | won | lost | arr
+            Column("day", Integer, primary_key=True),
+            Column("until", Integer, primary_key=True),  # day of the next close (closes)
+            Column("type", String(16), primary_key=True),  # opportunity type, or ARR kind
+            Column("currency", String(3), primary_key=True),
+            *(Column(m, big, nullable=False) for m in DEAL_MEASURES),
         ),
         **define_credit_tables(metadata, name, ix, _known),
     }

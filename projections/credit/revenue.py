@@ -14,16 +14,22 @@ Per period and currency (docs/credit.md, "Revenue"; docs/metrics.md for the sale
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 
-from projections.credit.data import Reading, Wanted, check_tables, select_deals
+from projections.balances import day_bucket, plan_ranges, usable
+from projections.credit.data import Reading, Wanted, check_tables
 from projections.credit.journeys import DAY_US
 from projections.gc_pause import without_gc
+from projections.opportunities import SCALE
 from projections.reading import Reader
 from projections.report import Report
+from projections.rollup import LOST, WON
+from projections.schema import DEAL_MEASURES
 from projections.window import PeriodIndex, Window
 
 CENT = Decimal("0.01")
@@ -69,47 +75,194 @@ class Month:
         ]
 
 
-def _arr(reader: Reader, window: Window) -> list[tuple[int, str, Decimal, str]]:
-    arr = reader.tables["arr"]
-    if not window.periods:
-        return []
-    query = sa.select(arr.c.at_us, arr.c.kind, arr.c.amount, arr.c.currency).where(
-        window.known(arr), arr.c.at_us >= window.periods[0].start, arr.c.at_us < window.cap
+class _Tally:
+    """The report's sums per (period, currency), added to from the roll-up or from table rows."""
+
+    def __init__(self, window: Window) -> None:
+        self.find = PeriodIndex(window)
+        self.months: dict[tuple[int, str], Month] = defaultdict(Month)
+
+    def opened(self, index: int, opp_type: str, currency: str, n: int) -> None:
+        """``n`` deals of ``opp_type`` opened in the period."""
+        if opp_type == "new":
+            self.months[index, currency].opened += n
+
+    def won(  # noqa: PLR0913, PLR0917 - one argument per summed column
+        self, index: int, opp_type: str, currency: str, n: int, amount: Decimal, cycle_us: int
+    ) -> None:
+        """``n`` deals won in the period, for ``amount`` in all, ``cycle_us`` after opening."""
+        month = self.months[index, currency]
+        month.bookings[opp_type] += amount
+        if opp_type == "new":
+            month.won += n
+            month.won_amount += amount
+            month.cycle_us += cycle_us
+
+    def lost(self, index: int, opp_type: str, currency: str, n: int) -> None:
+        """``n`` deals lost in the period."""
+        if opp_type == "new":
+            self.months[index, currency].lost += n
+
+    def arr(self, index: int, kind: str, currency: str, amount: Decimal) -> None:
+        """An ARR movement of ``kind`` in the period."""
+        self.months[index, currency].arr[kind] += amount
+
+
+def _closes(
+    reading: Reading, lo: int, hi: int, following: tuple[int, int] | None
+) -> sa.Select[Any]:
+    """The won and lost closes in ``[lo, hi)`` that are their deal's outcome at the cap.
+
+    A close is the outcome until the deal's next close, so it is one at the cap when no close
+    follows it before the cap. ``following``: instead, only the closes whose next close falls
+    in that range (at or after the cap).
+    """
+    window = reading.window
+    deal, close = reading.table("deal"), reading.table("close")
+    after = close.alias("next_close")
+    joined = close.join(
+        deal, sa.and_(deal.c.opportunity_id == close.c.opportunity_id, window.known(deal))
     )
-    return [
-        (at, kind, Decimal(amount), currency) for at, kind, amount, currency in reader.rows(query)
+    linked = [
+        after.c.opportunity_id == close.c.opportunity_id,
+        after.c.seq == close.c.seq + 1,
+        window.known(after),
     ]
+    where = [
+        window.known(close),
+        close.c.kind.in_((WON, LOST)),
+        close.c.at_us >= lo,
+        close.c.at_us < hi,
+    ]
+    if following is None:
+        joined = joined.outerjoin(after, sa.and_(*linked, after.c.at_us < window.cap))
+        where.append(after.c.opportunity_id.is_(None))
+    else:
+        joined = joined.join(after, sa.and_(*linked))
+        where += [after.c.at_us >= following[0], after.c.at_us < following[1]]
+    return (
+        sa.select(
+            close.c.at_us,
+            close.c.kind,
+            close.c.amount,
+            close.c.currency,
+            deal.c.opp_type,
+            deal.c.currency,
+            deal.c.opened_us,
+        )
+        .select_from(joined)
+        .where(*where)
+    )
+
+
+def _add_closes(
+    reading: Reading, query: sa.Select[Any], tally: _Tally, keep: Callable[[int], bool]
+) -> None:
+    """Add the closes ``query`` finds (and ``keep`` keeps) to ``tally``."""
+    for at, kind, amount, currency, opp_type, deal_currency, opened in reading.conn.execute(query):
+        index = tally.find(at)
+        if index is None or not keep(at):
+            continue
+        if kind == LOST:
+            tally.lost(index, opp_type, deal_currency, 1)
+        elif amount is not None and currency:
+            tally.won(index, opp_type, currency, 1, Decimal(amount), at - opened)
+
+
+def _exact(reading: Reading, lo: int, hi: int, tally: _Tally) -> None:
+    """Add everything in ``[lo, hi)`` to ``tally``, from the deal, close and ARR tables."""
+    window = reading.window
+    deal, arr = reading.table("deal"), reading.table("arr")
+    opened = sa.select(deal.c.opened_us, deal.c.opp_type, deal.c.currency).where(
+        window.known(deal), deal.c.opp_type == "new", deal.c.opened_us >= lo, deal.c.opened_us < hi
+    )
+    for at, opp_type, currency in reading.conn.execute(opened):
+        index = tally.find(at)
+        if index is not None:
+            tally.opened(index, opp_type, currency, 1)
+    _add_closes(reading, _closes(reading, lo, hi, None), tally, lambda _: True)
+    moves = sa.select(arr.c.at_us, arr.c.kind, arr.c.amount, arr.c.currency).where(
+        window.known(arr), arr.c.at_us >= lo, arr.c.at_us < hi
+    )
+    for at, kind, amount, currency in reading.conn.execute(moves):
+        index = tally.find(at)
+        if index is not None:
+            tally.arr(index, kind, currency, Decimal(amount))
+
+
+def _decimal(units: int, places: int) -> Decimal:
+    """A sum of amounts from its ten-thousandths, with as many decimal places as its amounts."""
+    return (Decimal(units) / SCALE).quantize(Decimal(1).scaleb(-places))
+
+
+def _rolled(reading: Reading) -> _Tally | None:
+    """The sums from ``rl_roll_deal`` (whole UTC days) and the tables (the partial days).
+
+    None when an amount finer than a ten-thousandth falls in the window: its exact sum is not in
+    the roll-up.
+    """
+    window = reading.window
+    tally = _Tally(window)
+    plan = plan_ranges([(p.start, p.end) for p in window.periods])
+    spans = [[*months, *days] for months, days in zip(plan.months, plan.days, strict=True)]
+    whole = [span for ranges in spans for span in ranges]
+    cap_day = -(-window.cap // DAY_US)  # closes whose next close is on or after it are outcomes
+    if whole:
+        roll = reading.table("roll_deal")
+        bucket = day_bucket(roll.c.day, spans).label("bucket")
+        keys = (bucket, roll.c.what, roll.c.type, roll.c.currency)
+        query = (
+            sa.select(*keys, *(sa.func.sum(roll.c[m]) for m in DEAL_MEASURES))
+            .where(
+                roll.c.day >= min(first for first, _ in whole if first is not None),
+                roll.c.day < max(last for _, last in whole),
+                roll.c.until >= cap_day,
+            )
+            .group_by(*keys)
+        )
+        for index, what, kind, currency, *sums in reading.conn.execute(query):
+            if index is None:
+                continue
+            n, units, cycle, odd, *places = (int(x) for x in sums)
+            if odd:
+                return None
+            digits = max((p for p, count in enumerate(places, 1) if count), default=0)
+            if what == "opened":
+                tally.opened(index, kind, currency, n)
+            elif what == LOST:
+                tally.lost(index, kind, currency, n)
+            elif what == WON:
+                tally.won(index, kind, currency, n, _decimal(units, digits), cycle)
+            else:
+                tally.arr(index, kind, currency, _decimal(units, digits))
+    pieces = [piece for ranges in plan.partial for piece in ranges]
+    for lo, hi in pieces:
+        _exact(reading, lo, hi, tally)
+    if window.cap < cap_day * DAY_US and whole:
+        # Closes on whole days whose next close falls on the cap's day but not before the cap.
+        lo, hi = window.periods[0].start, window.periods[-1].end
+        query = _closes(reading, lo, hi, (window.cap, cap_day * DAY_US))
+        _add_closes(reading, query, tally, lambda at: not any(a <= at < b for a, b in pieces))
+    return tally
 
 
 @without_gc
 def revenue(reader: Reader, window: Window) -> Report:
-    """Bookings, ARR movements, net new ARR, win rate, deal size, cycle and pipeline velocity."""
+    """Bookings, ARR movements, net new ARR, win rate, deal size, cycle and pipeline velocity.
+
+    From the per-day roll-up (``rl_roll_deal``) when it can answer, else from the tables.
+    """
     check_tables(reader)
-    months: dict[tuple[int, str], Month] = defaultdict(Month)
-    find = PeriodIndex(window)
-    wanted = Wanted(closed=("won", "lost"), journeys=False)  # opened, or finally closed, in it
+    tally = None
     with reader.engine.connect() as conn:
-        deals = select_deals(Reading(conn, reader, window, wanted))
-    for deal in deals.values():
-        opened = find(deal.opened_us)
-        if deal.opp_type == "new" and opened is not None:
-            months[opened, deal.currency].opened += 1
-        closed = None if deal.closed_us is None else find(deal.closed_us)
-        if closed is None:
-            continue
-        if deal.outcome == "won" and deal.won_currency and deal.won_amount is not None:
-            month = months[closed, deal.won_currency]
-            month.bookings[deal.opp_type] += deal.won_amount
-            if deal.opp_type == "new":
-                month.won += 1
-                month.won_amount += deal.won_amount
-                month.cycle_us += deal.closed_us - deal.opened_us  # type: ignore[operator]
-        elif deal.outcome == "lost" and deal.opp_type == "new":
-            months[closed, deal.currency].lost += 1
-    for at, kind, amount, currency in _arr(reader, window):
-        index = find(at)
-        if index is not None:
-            months[index, currency].arr[kind] += amount
+        reading = Reading(conn, reader, window, Wanted())
+        if window.periods:
+            if usable(reader, window):
+                tally = _rolled(reading)
+            if tally is None:
+                tally = _Tally(window)
+                _exact(reading, window.periods[0].start, window.periods[-1].end, tally)
+    months = {} if tally is None else tally.months
     report = Report(
         f"Revenue per {window.options.calendar.kind}",
         [

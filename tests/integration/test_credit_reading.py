@@ -120,13 +120,34 @@ def oracle_reports(url: str, options: ReportOptions, monkeypatch: pytest.MonkeyP
     def read(reader: Reader, window: Window, *_: Any) -> Iterator[CreditData]:
         yield oracle_data(reader, window)
 
-    def select_deals(reading: Reading) -> dict[str, Deal]:
-        return oracle_data(reading.reader, reading.window).deals
+    def revenue_exact(reading: Reading, lo: int, hi: int, tally: Any) -> None:
+        """Revenue from every deal's outcome at the cap (its last close before it)."""
+        for deal in oracle_data(reading.reader, reading.window).deals.values():
+            index = tally.find(deal.opened_us) if lo <= deal.opened_us < hi else None
+            if index is not None:
+                tally.opened(index, deal.opp_type, deal.currency, 1)
+            closed = deal.closed_us
+            index = None if closed is None or not lo <= closed < hi else tally.find(closed)
+            if index is None:
+                continue
+            if deal.outcome == "won" and deal.won_currency and deal.won_amount is not None:
+                cycle = closed - deal.opened_us
+                tally.won(index, deal.opp_type, deal.won_currency, 1, deal.won_amount, cycle)
+            elif deal.outcome == "lost":
+                tally.lost(index, deal.opp_type, deal.currency, 1)
+        arr = reading.reader.tables["arr"]
+        query = sa.select(arr.c.at_us, arr.c.kind, arr.c.amount, arr.c.currency).where(
+            reading.window.known(arr), arr.c.at_us >= lo, arr.c.at_us < hi
+        )
+        for at, kind, amount, currency in reading.reader.rows(query):
+            if (index := tally.find(at)) is not None:
+                tally.arr(index, kind, currency, Decimal(amount))
 
     with monkeypatch.context() as patch:
         for module in (attribution_module, spend_module, sourced_module):
             patch.setattr(module, "read", read)
-        patch.setattr(revenue_module, "select_deals", select_deals)
+        patch.setattr(revenue_module, "usable", lambda *_: False)
+        patch.setattr(revenue_module, "_exact", revenue_exact)
         patch.setattr(CreditData, "journal", lambda *_: None)
         return reports(url, options)
 

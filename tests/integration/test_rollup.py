@@ -1,10 +1,10 @@
 """The per-day roll-ups answer the balance reports exactly as the bitemporal tables do.
 
 Every report that reads the roll-ups (inventory, flow with and without the matrix, period
-conversion, open pipeline) is run twice over the same projection: once through the roll-ups,
-once with them hidden so that the stay and opportunity tables are scanned, under reporting
-timezones whose midnights are not UTC midnights, every ``--by`` split, ``--stage`` filters and
-every calendar. Incremental upkeep is checked against a rebuild in
+conversion, open pipeline, velocity, revenue) is run twice over the same projection: once
+through the roll-ups, once with them hidden so that the stay, opportunity and deal tables are
+scanned, under reporting timezones whose midnights are not UTC midnights, every ``--by`` split,
+``--stage`` filters and every calendar. Incremental upkeep is checked against a rebuild in
 tests/integration/test_projections_properties.py, which compares every table.
 """
 
@@ -40,7 +40,7 @@ from tests.integration.test_projections_properties import (
 from tests.factories import project_funnel
 
 ROLLED_UP = (("inventory", {}), ("flow", {}), ("flow", {"matrix": True}), ("velocity", {}),
-             ("conversion", {"basis": "period"}))
+             ("conversion", {"basis": "period"}), ("revenue", {}))
 ZONES = ("UTC", "America/New_York", "Asia/Kolkata", "Pacific/Chatham")
 
 

@@ -7,7 +7,7 @@ from datetime import date
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.balances import _plan
+from projections.balances import plan_ranges
 from projections.rollup import DAY_US, EPOCH_ORDINAL, month_of, next_month
 
 EARLY, LATE = -40 * 365 * DAY_US, 80 * 365 * DAY_US
@@ -16,7 +16,7 @@ instants = st.integers(EARLY, LATE) | st.integers(-800, 800).map(lambda d: d * D
 
 def pieces(lo: int | None, hi: int) -> list[tuple[int, int]]:
     """The plan of ``[lo, hi)`` as microsecond intervals (``lo`` None: from EARLY)."""
-    plan = _plan([(lo, hi)])
+    plan = plan_ranges([(lo, hi)])
     out = list(plan.partial[0])
     for first, last in plan.months[0]:
         assert first is None or month_of(first) == first
@@ -38,7 +38,7 @@ def test_the_pieces_tile_the_range_exactly(a: int, b: int) -> None:
     assert tiles[-1][1] == hi
     for (_, end), (start, _) in zip(tiles, tiles[1:], strict=False):
         assert end == start
-    assert all(p_hi - p_lo < DAY_US for p_lo, p_hi in _plan([(lo, hi)]).partial[0])
+    assert all(p_hi - p_lo < DAY_US for p_lo, p_hi in plan_ranges([(lo, hi)]).partial[0])
 
 
 @given(instants)
@@ -60,7 +60,7 @@ def test_a_utc_month_is_one_month_row() -> None:
     """A calendar month in UTC needs neither day rows nor the stay table."""
     lo = (date(2025, 3, 1).toordinal() - EPOCH_ORDINAL) * DAY_US
     hi = (date(2025, 4, 1).toordinal() - EPOCH_ORDINAL) * DAY_US
-    plan = _plan([(lo, hi)])
+    plan = plan_ranges([(lo, hi)])
     assert len(plan.months[0]) == 1
     assert plan.days == [[]]
     assert plan.partial == [[]]
