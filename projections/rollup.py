@@ -53,6 +53,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from projections.credit.decide import deal_channels
 from projections.opportunities import to_units
 from projections.periods import FOREVER
 from projections.schema import DEAL_MEASURES, Tables
@@ -69,8 +70,9 @@ OPEN_KEY = ("dim", "value", "day", "stage")
 StayKey = tuple[str, str, str, str, int, str, str, str, bool]
 OppKey = tuple[str, str, int, str, str]
 OpenKey = tuple[str, str, int, str]
-DEAL_KEY = ("what", "day", "until", "type", "currency")
-DealKey = tuple[str, int, int, str, str]
+DEAL_KEY = ("what", "day", "until", "type", "currency", "channel")
+DealKey = tuple[str, int, int, str, str, str]
+IN_QUERY = 500  # values per IN list
 NEVER = 2**31 - 1  # rl_roll_deal's ``until`` of a close that no later close follows
 WON, LOST = "won", "lost"
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
@@ -188,24 +190,34 @@ def _amount(out: Counter[tuple[DealKey, str]], key: DealKey, amount: str, sign: 
 
 
 def deal_counts(
-    deals: Iterable[Mapping[Any, Any]], closes: Iterable[Mapping[Any, Any]], sign: int = 1
+    deals: Iterable[Mapping[Any, Any]],
+    closes: Iterable[Mapping[Any, Any]],
+    channels: Mapping[str, str],
+    sign: int = 1,
 ) -> Counter[tuple[DealKey, str]]:
-    """The ``rl_roll_deal`` sums of ``deals`` (current rows) with their current ``closes``."""
+    """The ``rl_roll_deal`` sums of ``deals`` (current rows) with their current ``closes``.
+
+    ``channels``: each deal's deciding channel key (:mod:`projections.credit.decide`), kept
+    with its opening and its won closes (the sourced report's milestones).
+    """
     out: Counter[tuple[DealKey, str]] = Counter()
-    by_deal: dict[str, list[Mapping[Any, Any]]] = {}
+    by_deal: dict[str, list[Mapping[str, Any]]] = {}
     for close in closes:
         by_deal.setdefault(close["opportunity_id"], []).append(close)
     for deal in deals:
-        opened, opp_type, currency = deal["opened_us"], deal["opp_type"], deal["currency"]
-        out[(("opened", day_of(opened), NEVER, opp_type, currency), "n")] += sign
-        listed = sorted(by_deal.get(deal["opportunity_id"], ()), key=itemgetter("seq"))
+        opp, opened = deal["opportunity_id"], deal["opened_us"]
+        opp_type, currency, channel = deal["opp_type"], deal["currency"], channels[opp]
+        key: DealKey = ("opened", day_of(opened), NEVER, opp_type, currency, channel)
+        out[(key, "n")] += sign
+        _amount(out, key, deal["amount"], sign)
+        listed = sorted(by_deal.get(opp, ()), key=itemgetter("seq"))
         for i, close in enumerate(listed):
             kind, at = close["kind"], close["at_us"]
             until = day_of(listed[i + 1]["at_us"]) if i + 1 < len(listed) else NEVER
             if kind == LOST:
-                out[((LOST, day_of(at), until, opp_type, currency), "n")] += sign
+                out[((LOST, day_of(at), until, opp_type, currency, ""), "n")] += sign
             elif kind == WON and close["amount"] is not None and close["currency"]:
-                key = (WON, day_of(at), until, opp_type, close["currency"])
+                key = (WON, day_of(at), until, opp_type, close["currency"], channel)
                 out[(key, "n")] += sign
                 out[(key, "cycle")] += sign * (at - opened)
                 _amount(out, key, close["amount"], sign)
@@ -216,18 +228,37 @@ def arr_counts(rows: Iterable[Mapping[Any, Any]], sign: int = 1) -> Counter[tupl
     """The ``rl_roll_deal`` sums of ARR movements (current ``rl_arr`` rows)."""
     out: Counter[tuple[DealKey, str]] = Counter()
     for row in rows:
-        key = ("arr", day_of(row["at_us"]), NEVER, row["kind"], row["currency"])
+        key = ("arr", day_of(row["at_us"]), NEVER, row["kind"], row["currency"], "")
         out[(key, "n")] += sign
         _amount(out, key, row["amount"], sign)
     return out
 
 
 def _current(
-    conn: sa.Connection, table: sa.Table, column: str, subjects: Sequence[str]
-) -> Sequence[sa.RowMapping]:
-    """The current rows of ``table`` whose ``column`` is one of ``subjects``."""
-    query = sa.select(table).where(table.c[column].in_(subjects), table.c.known_to == FOREVER)
-    return conn.execute(query).mappings().all()
+    conn: sa.Connection, table: sa.Table, column: str, values: Iterable[str]
+) -> list[sa.RowMapping]:
+    """The current rows of ``table`` whose ``column`` is one of ``values``."""
+    listed = sorted(set(values))
+    out: list[sa.RowMapping] = []
+    for start in range(0, len(listed), IN_QUERY):
+        chunk = listed[start : start + IN_QUERY]
+        query = sa.select(table).where(table.c[column].in_(chunk), table.c.known_to == FOREVER)
+        out.extend(conn.execute(query).mappings())
+    return out
+
+
+def stored_channels(conn: sa.Connection, t: Tables, deals: Iterable[str]) -> dict[str, str]:
+    """The deciding channel keys kept in ``rl_deal_source`` for ``deals``."""
+    source = t["deal_source"]
+    listed = sorted(set(deals))
+    out: dict[str, str] = {}
+    for start in range(0, len(listed), IN_QUERY):
+        chunk = listed[start : start + IN_QUERY]
+        query = sa.select(source.c.opportunity_id, source.c.channel)
+        out.update(
+            (opp, key) for opp, key in conn.execute(query.where(source.c.opportunity_id.in_(chunk)))
+        )
+    return out
 
 
 @dataclass
@@ -238,6 +269,9 @@ class Delta:
     opens: Counter[tuple[OpenKey, str]] = field(default_factory=Counter)
     opps: Counter[tuple[OppKey, str]] = field(default_factory=Counter)
     deals: Counter[tuple[DealKey, str]] = field(default_factory=Counter)
+    rederived: set[str] = field(default_factory=set)  # opportunities re-derived
+    accounts: set[str] = field(default_factory=set)  # accounts of re-derived leads, old and new
+    leads: set[str] = field(default_factory=set)  # re-derived leads
 
     def retract(self, conn: sa.Connection, t: Tables, kind: str, subjects: Sequence[str]) -> None:
         """Subtract the current rows ``subjects`` have now (call before deleting them)."""
@@ -247,11 +281,16 @@ class Delta:
             by_lead = {row["lead_id"]: row for row in leads}
             self.stays.update(stay_counts(stays, by_lead, -1))
             self.opens.update(open_counts(stays, by_lead, -1))
+            contacts = _current(conn, t["contact"], "lead_id", subjects)
+            self.accounts.update(r["account_id"] for r in contacts if r["account_id"] is not None)
+            self.leads.update(subjects)
         elif kind == "opp":
             self.opps.update(opp_counts(_current(conn, t["opp"], "opportunity_id", subjects), -1))
             deals = _current(conn, t["deal"], "opportunity_id", subjects)
             closes = _current(conn, t["close"], "opportunity_id", subjects)
-            self.deals.update(deal_counts(deals, closes, -1))
+            channels = stored_channels(conn, t, subjects)
+            self.deals.update(deal_counts(deals, closes, channels, -1))
+            self.rederived.update(subjects)
         elif kind == "account":
             self.deals.update(arr_counts(_current(conn, t["arr"], "account_id", subjects), -1))
 
@@ -262,17 +301,57 @@ class Delta:
             leads = {r["lead_id"]: r for r in rows.get("lead", ()) if r["known_to"] == FOREVER}
             self.stays.update(stay_counts(current, leads))
             self.opens.update(open_counts(current, leads))
-        elif kind == "opp":
+            contacts = (r for r in rows.get("contact", ()) if r["known_to"] == FOREVER)
+            self.accounts.update(r["account_id"] for r in contacts if r["account_id"] is not None)
+        elif kind == "opp":  # the deals' sums are added once every subject is current (_settle)
             self.opps.update(opp_counts(r for r in rows.get("opp", ()) if r["known_to"] == FOREVER))
-            deals = [r for r in rows.get("deal", ()) if r["known_to"] == FOREVER]
-            closes = [r for r in rows.get("close", ()) if r["known_to"] == FOREVER]
-            self.deals.update(deal_counts(deals, closes))
         elif kind == "account":
             arr = (r for r in rows.get("arr", ()) if r["known_to"] == FOREVER)
             self.deals.update(arr_counts(arr))
 
+    def _settle(self, conn: sa.Connection, t: Tables) -> None:
+        """Add the re-derived deals' sums, and move the deals whose deciding channel changed.
+
+        A deal's deciding channel depends on the leads of its account and the leads it names,
+        so re-deriving a lead can change the channel of deals that were not re-derived: those
+        on the lead's old and new account and those naming it. Their rows are unchanged, so
+        their sums move from the kept channel to the new one.
+        """
+        source = t["deal_source"]
+        others = {
+            r["opportunity_id"] for r in _current(conn, t["deal"], "account_id", self.accounts)
+        }
+        others.update(r["opportunity_id"] for r in _current(conn, t["link"], "lead_id", self.leads))
+        others -= self.rederived
+        kept = stored_channels(conn, t, others)
+        rows = _current(conn, t["deal"], "opportunity_id", self.rederived | others)
+        channels = deal_channels(conn, t, rows)
+        moved = {opp for opp in others if channels.get(opp) != kept.get(opp)}
+        changed = [r for r in rows if r["opportunity_id"] in self.rederived | moved]
+        closes = _current(
+            conn, t["close"], "opportunity_id", {r["opportunity_id"] for r in changed}
+        )
+        if moved:
+            old = [r for r in rows if r["opportunity_id"] in moved]
+            self.deals.update(deal_counts(old, closes, kept, -1))
+        self.deals.update(deal_counts(changed, closes, channels))
+        gone = sorted(self.rederived | moved)
+        for start in range(0, len(gone), IN_QUERY):
+            chunk = gone[start : start + IN_QUERY]
+            conn.execute(sa.delete(source).where(source.c.opportunity_id.in_(chunk)))
+        fresh = [
+            {"opportunity_id": r["opportunity_id"], "channel": channels[r["opportunity_id"]]}
+            for r in changed
+        ]
+        if fresh:
+            conn.execute(sa.insert(source), fresh)
+        self.rederived.clear()
+        self.accounts.clear()
+        self.leads.clear()
+
     def apply(self, conn: sa.Connection, t: Tables) -> None:
         """Write the net change (counts that did not cancel out) into the roll-up tables."""
+        self._settle(conn, t)
         stays = [
             {**dict(zip(STAY_KEY, key, strict=True)), "n": n}
             for key, n in sorted(self.stays.items())
@@ -412,7 +491,7 @@ def _build_deals(conn: sa.Connection, t: Tables) -> None:
         close,
         sa.and_(close.c.opportunity_id == deal.c.opportunity_id, close.c.known_to == FOREVER),
     )
-    columns = [deal.c.opportunity_id, deal.c.opp_type, deal.c.opened_us, deal.c.currency]
+    columns = [deal.c[n] for n in ("opportunity_id", "opp_type", "opened_us", "currency", "amount")]
     closes = [close.c.seq, close.c.at_us, close.c.kind, close.c.amount, close.c.currency]
     query = (
         sa.select(*columns, *(c.label(f"close_{c.name}") for c in closes))
@@ -420,6 +499,7 @@ def _build_deals(conn: sa.Connection, t: Tables) -> None:
         .where(deal.c.known_to == FOREVER)
         .order_by(deal.c.opportunity_id, close.c.seq)
     )
+    channels = _build_channels(conn, t)
     counts: Counter[tuple[DealKey, str]] = Counter()
     rows = conn.execute(query.execution_options(yield_per=10_000)).mappings()
     for _, group in groupby(rows, key=itemgetter("opportunity_id")):
@@ -430,7 +510,7 @@ def _build_deals(conn: sa.Connection, t: Tables) -> None:
             for row in listed
             if row["close_seq"] is not None
         ]
-        counts.update(deal_counts(listed[:1], found))
+        counts.update(deal_counts(listed[:1], found, channels))
     query = sa.select(arr.c.at_us, arr.c.kind, arr.c.amount, arr.c.currency)
     query = query.where(arr.c.known_to == FOREVER).execution_options(yield_per=10_000)
     current = conn.execute(query)
@@ -438,6 +518,30 @@ def _build_deals(conn: sa.Connection, t: Tables) -> None:
     merged = _measured(counts, DEAL_KEY, DEAL_MEASURES)
     if merged:
         conn.execute(sa.insert(t["roll_deal"]), merged)
+
+
+def _build_channels(conn: sa.Connection, t: Tables) -> dict[str, str]:
+    """Fill ``rl_deal_source`` with every current deal's deciding channel key; return them.
+
+    The deals are taken in account order, some thousands at a time, so each batch reads the
+    contacts of its accounts once.
+    """
+    deal = t["deal"]
+    query = (
+        sa.select(deal)
+        .where(deal.c.known_to == FOREVER)
+        .order_by(deal.c.account_id, deal.c.opportunity_id)
+        .execution_options(yield_per=5_000)
+    )
+    channels: dict[str, str] = {}
+    for batch in conn.execute(query).mappings().partitions():
+        found = deal_channels(conn, t, batch)
+        channels.update(found)
+        conn.execute(
+            sa.insert(t["deal_source"]),
+            [{"opportunity_id": opp, "channel": key} for opp, key in found.items()],
+        )
+    return channels
 
 
 def _close_day(today: Counter[StayKey], months: Counter[StayKey], writer: _Writer) -> None:

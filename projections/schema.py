@@ -19,7 +19,7 @@ from projections.credit.tables import CREDIT_TABLES, define_credit_tables
 SHADOW = "__shadow"
 DERIVED = ("stay", "lead", "anomaly", "opp", *CREDIT_TABLES)
 # per-day aggregates: projections.rollup
-ROLLUPS = ("roll_stay", "roll_opp", "roll_open", "roll_deal")
+ROLLUPS = ("roll_stay", "roll_opp", "roll_open", "roll_deal", "deal_source")
 # rl_roll_deal's sums: count, amount in ten-thousandths, cycle (close - opened, microseconds),
 # amounts finer than a ten-thousandth, and amounts with 1, 2, 3 and 4 decimal places.
 DEAL_MEASURES = ("n", "units", "cycle", "odd", "d1", "d2", "d3", "d4")
@@ -165,7 +165,14 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("until", Integer, primary_key=True),  # day of the next close (closes)
             Column("type", String(16), primary_key=True),  # opportunity type, or ARR kind
             Column("currency", String(3), primary_key=True),
+            Column("channel", text, primary_key=True),  # deciding channel key (opened, won)
             *(Column(m, big, nullable=False) for m in DEAL_MEASURES),
+        ),
+        "deal_source": sa.Table(  # each current deal's deciding channel key (credit/decide.py)
+            name("deal_source"),
+            metadata,
+            Column("opportunity_id", text, primary_key=True),
+            Column("channel", text, nullable=False),
         ),
         **define_credit_tables(metadata, name, ix, _known),
     }

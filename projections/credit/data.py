@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
@@ -33,8 +33,10 @@ import sqlalchemy as sa
 from projections.credit.journeys import DAY_US, ORDER, Journey, Touch
 from projections.credit.tables import CONTACT_READ
 from projections.errors import ReportError
-from projections.reading import Reader
 from projections.window import Window
+
+if TYPE_CHECKING:  # the projection's tables import this module's readers (projections.rollup)
+    from projections.reading import Reader
 
 UNIT = {"pipeline": None, "revenue": None, "deals": Decimal("0.0001")}
 ACCOUNTS_PER_BATCH = 900  # bound parameters per query stay under SQLite's historical 999

@@ -26,7 +26,7 @@ Deriver = Callable[[Sequence[Fact]], dict[str, set[Row]]]
 CREDIT_KINDS = {"campaign_id": "campaign", "account_id": "account"}  # beyond lead and opp
 TABLES_BY_KIND = {
     "lead": ("touch", "contact"),
-    "opp": ("deal", "close"),
+    "opp": ("deal", "close", "link"),
     "campaign": ("campaign", "spend"),
     "account": ("arr",),
 }
@@ -87,7 +87,11 @@ def derive_lead_credit(facts: Sequence[Fact]) -> dict[str, set[Row]]:
 
 
 def derive_opp_credit(facts: Sequence[Fact]) -> dict[str, set[Row]]:
-    """An opportunity's creation (its first ``opportunity_opened``) and its closes after it."""
+    """An opportunity's creation, its closes after it, and the leads it names.
+
+    The creation is its first ``opportunity_opened``; the named leads are its ``lead_ids`` and
+    ``contact_ids``.
+    """
     deal: Row | None = None
     closes: list[Row] = []
     for fact in facts:
@@ -116,7 +120,8 @@ def derive_opp_credit(facts: Sequence[Fact]) -> dict[str, set[Row]]:
             )
     if deal is None:
         return {}
-    return {"deal": {deal}, "close": set(closes)}
+    named = {*orjson.loads(deal[5]), *orjson.loads(deal[6])}
+    return {"deal": {deal}, "close": set(closes), "link": {(lead,) for lead in named}}
 
 
 def derive_campaign(facts: Sequence[Fact]) -> dict[str, set[Row]]:

@@ -21,15 +21,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from projections.balances import day_bucket, plan_ranges, usable
+from projections.balances import usable
 from projections.credit.data import Reading, Wanted, check_tables
+from projections.credit.dealroll import outcome_closes, read_rolled
 from projections.credit.journeys import DAY_US
 from projections.gc_pause import without_gc
-from projections.opportunities import SCALE
 from projections.reading import Reader
 from projections.report import Report
 from projections.rollup import LOST, WON
-from projections.schema import DEAL_MEASURES
 from projections.window import PeriodIndex, Window
 
 CENT = Decimal("0.01")
@@ -108,58 +107,13 @@ class _Tally:
         self.months[index, currency].arr[kind] += amount
 
 
-def _closes(
-    reading: Reading, lo: int, hi: int, following: tuple[int, int] | None
-) -> sa.Select[Any]:
-    """The won and lost closes in ``[lo, hi)`` that are their deal's outcome at the cap.
-
-    A close is the outcome until the deal's next close, so it is one at the cap when no close
-    follows it before the cap. ``following``: instead, only the closes whose next close falls
-    in that range (at or after the cap).
-    """
-    window = reading.window
-    deal, close = reading.table("deal"), reading.table("close")
-    after = close.alias("next_close")
-    joined = close.join(
-        deal, sa.and_(deal.c.opportunity_id == close.c.opportunity_id, window.known(deal))
-    )
-    linked = [
-        after.c.opportunity_id == close.c.opportunity_id,
-        after.c.seq == close.c.seq + 1,
-        window.known(after),
-    ]
-    where = [
-        window.known(close),
-        close.c.kind.in_((WON, LOST)),
-        close.c.at_us >= lo,
-        close.c.at_us < hi,
-    ]
-    if following is None:
-        joined = joined.outerjoin(after, sa.and_(*linked, after.c.at_us < window.cap))
-        where.append(after.c.opportunity_id.is_(None))
-    else:
-        joined = joined.join(after, sa.and_(*linked))
-        where += [after.c.at_us >= following[0], after.c.at_us < following[1]]
-    return (
-        sa.select(
-            close.c.at_us,
-            close.c.kind,
-            close.c.amount,
-            close.c.currency,
-            deal.c.opp_type,
-            deal.c.currency,
-            deal.c.opened_us,
-        )
-        .select_from(joined)
-        .where(*where)
-    )
-
-
 def _add_closes(
     reading: Reading, query: sa.Select[Any], tally: _Tally, keep: Callable[[int], bool]
 ) -> None:
     """Add the closes ``query`` finds (and ``keep`` keeps) to ``tally``."""
-    for at, kind, amount, currency, opp_type, deal_currency, opened in reading.conn.execute(query):
+    for at, kind, amount, currency, opp_type, deal_currency, opened, _ in reading.conn.execute(
+        query
+    ):
         index = tally.find(at)
         if index is None or not keep(at):
             continue
@@ -180,7 +134,7 @@ def _exact(reading: Reading, lo: int, hi: int, tally: _Tally) -> None:
         index = tally.find(at)
         if index is not None:
             tally.opened(index, opp_type, currency, 1)
-    _add_closes(reading, _closes(reading, lo, hi, None), tally, lambda _: True)
+    _add_closes(reading, outcome_closes(reading, lo, hi), tally, lambda _: True)
     moves = sa.select(arr.c.at_us, arr.c.kind, arr.c.amount, arr.c.currency).where(
         window.known(arr), arr.c.at_us >= lo, arr.c.at_us < hi
     )
@@ -190,59 +144,27 @@ def _exact(reading: Reading, lo: int, hi: int, tally: _Tally) -> None:
             tally.arr(index, kind, currency, Decimal(amount))
 
 
-def _decimal(units: int, places: int) -> Decimal:
-    """A sum of amounts from its ten-thousandths, with as many decimal places as its amounts."""
-    return (Decimal(units) / SCALE).quantize(Decimal(1).scaleb(-places))
-
-
 def _rolled(reading: Reading) -> _Tally | None:
-    """The sums from ``rl_roll_deal`` (whole UTC days) and the tables (the partial days).
-
-    None when an amount finer than a ten-thousandth falls in the window: its exact sum is not in
-    the roll-up.
-    """
-    window = reading.window
-    tally = _Tally(window)
-    plan = plan_ranges([(p.start, p.end) for p in window.periods])
-    spans = [[*months, *days] for months, days in zip(plan.months, plan.days, strict=True)]
-    whole = [span for ranges in spans for span in ranges]
-    cap_day = -(-window.cap // DAY_US)  # closes whose next close is on or after it are outcomes
-    if whole:
-        roll = reading.table("roll_deal")
-        bucket = day_bucket(roll.c.day, spans).label("bucket")
-        keys = (bucket, roll.c.what, roll.c.type, roll.c.currency)
-        query = (
-            sa.select(*keys, *(sa.func.sum(roll.c[m]) for m in DEAL_MEASURES))
-            .where(
-                roll.c.day >= min(first for first, _ in whole if first is not None),
-                roll.c.day < max(last for _, last in whole),
-                roll.c.until >= cap_day,
-            )
-            .group_by(*keys)
-        )
-        for index, what, kind, currency, *sums in reading.conn.execute(query):
-            if index is None:
-                continue
-            n, units, cycle, odd, *places = (int(x) for x in sums)
-            if odd:
-                return None
-            digits = max((p for p, count in enumerate(places, 1) if count), default=0)
-            if what == "opened":
-                tally.opened(index, kind, currency, n)
-            elif what == LOST:
-                tally.lost(index, kind, currency, n)
-            elif what == WON:
-                tally.won(index, kind, currency, n, _decimal(units, digits), cycle)
-            else:
-                tally.arr(index, kind, currency, _decimal(units, digits))
-    pieces = [piece for ranges in plan.partial for piece in ranges]
-    for lo, hi in pieces:
+    """The sums from ``rl_roll_deal`` (whole UTC days) and the tables (the rest); None: odd."""
+    rolled = read_rolled(reading, ("opened", WON, LOST, "arr"), by_channel=False)
+    if rolled is None:
+        return None
+    tally = _Tally(reading.window)
+    for row in rolled.rows:
+        if row.what == "opened":
+            tally.opened(row.period, row.type, row.currency, row.n)
+        elif row.what == LOST:
+            tally.lost(row.period, row.type, row.currency, row.n)
+        elif row.what == WON:
+            tally.won(row.period, row.type, row.currency, row.n, row.amount, row.cycle_us)
+        else:
+            tally.arr(row.period, row.type, row.currency, row.amount)
+    for lo, hi in rolled.pieces:
         _exact(reading, lo, hi, tally)
-    if window.cap < cap_day * DAY_US and whole:
-        # Closes on whole days whose next close falls on the cap's day but not before the cap.
-        lo, hi = window.periods[0].start, window.periods[-1].end
-        query = _closes(reading, lo, hi, (window.cap, cap_day * DAY_US))
-        _add_closes(reading, query, tally, lambda at: not any(a <= at < b for a, b in pieces))
+    if rolled.following is not None:
+        periods = reading.window.periods
+        query = outcome_closes(reading, periods[0].start, periods[-1].end, rolled.following)
+        _add_closes(reading, query, tally, rolled.whole)
     return tally
 
 

@@ -8,6 +8,8 @@ timelines"). Amounts are exact decimal strings; ``*_us`` are business times in m
 - ``rl_contact``: a lead's account, capture time, lead source and first touch (lead subject);
 - ``rl_deal``: an opportunity's creation: account, type, amount, linked leads (opportunity subject);
 - ``rl_close``: its won, lost and reopened facts in business order (opportunity subject);
+- ``rl_link``: the leads it names in ``lead_ids`` and ``contact_ids`` (opportunity subject), so
+  that the deals naming a lead are found by the lead;
 - ``rl_campaign`` and ``rl_spend``: a campaign and its program spend (campaign subject);
 - ``rl_arr``: contract starts, expansions, contractions and churn (account subject).
 """
@@ -19,12 +21,13 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy import BigInteger, Column, Index, Integer, String
 
-CREDIT_TABLES = ("touch", "contact", "deal", "close", "campaign", "spend", "arr")
+CREDIT_TABLES = ("touch", "contact", "deal", "close", "link", "campaign", "spend", "arr")
 SUBJECT_COLUMN = {
     "touch": "lead_id",
     "contact": "lead_id",
     "deal": "opportunity_id",
     "close": "opportunity_id",
+    "link": "opportunity_id",
     "campaign": "campaign_id",
     "spend": "campaign_id",
     "arr": "account_id",
@@ -49,6 +52,7 @@ COLUMNS = {
         "contact_ids",
     ),
     "close": ("seq", "at_us", "kind", "amount", "currency", "source", "source_id"),
+    "link": ("lead_id",),
     "campaign": ("name", "channel", "campaign_type"),
     "spend": ("source", "source_id", "at_us", "amount", "currency", "first_day", "last_day"),
     "arr": (
@@ -135,6 +139,7 @@ def define_credit_tables(
             Column("contact_ids", text, nullable=False),
             *known(),
             ix("deal", "known_to", "opened_us"),
+            ix("deal", "known_to", "account_id"),
         ),
         "close": sa.Table(
             name("close"),
@@ -150,6 +155,14 @@ def define_credit_tables(
             *known(),
             ix("close", "known_to", "opportunity_id"),
             ix("close", "known_to", "at_us"),
+        ),
+        "link": sa.Table(
+            name("link"),
+            metadata,
+            key("opportunity_id"),
+            key("lead_id"),
+            *known(),
+            ix("link", "known_to", "lead_id"),
         ),
         "campaign": sa.Table(
             name("campaign"),

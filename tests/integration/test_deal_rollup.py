@@ -1,4 +1,4 @@
-"""``report revenue`` from the per-day roll-up (``rl_roll_deal``) equals revenue from the tables.
+"""``report revenue`` and ``report sourced`` from the per-day roll-up equal the tables.
 
 The deals here close around the as-of cap on purpose: each is won (or lost) and then closed again
 (reopened, won, lost) at an instant between ten hours before and ten hours after the cap, so
@@ -10,6 +10,7 @@ amounts are written with 0 to 4 decimal places, and the sums must show the same 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -62,6 +63,11 @@ def record_deals(url: str, tz: str, *, page: int = 1000) -> None:
         facts.append(fact(f"contract_{kind}", f"K:{i}", _at(cap - timedelta(hours=7 * i)),
                           account_id="A0", contract_id="K", currency="USD",
                           **{money: _amount(i)}))
+    _project(url, facts, page=page)
+
+
+def _project(url: str, facts: list[Any], *, page: int = 1000) -> None:
+    """Record ``facts`` and catch the projection up, a page of ``page`` facts at a time."""
     ledger = open_ledger(url)
     ledger.record(facts)
     projection = Projection(ledger, page=page)
@@ -70,17 +76,19 @@ def record_deals(url: str, tz: str, *, page: int = 1000) -> None:
     ledger.close()
 
 
-def both_ways(url: str, options: ReportOptions) -> tuple[list[list[object]], list[list[object]]]:
-    """The revenue rows through the roll-up and through the tables.
+def both_ways(
+    url: str, options: ReportOptions, report: str = "revenue"
+) -> tuple[list[list[object]], list[list[object]]]:
+    """The report's rows through the roll-up and through the tables.
 
     Each value is compared by its ``repr``: a sum must keep the digits of the exact sum of its
     amounts (``Decimal("1.50")`` is not ``Decimal("1.5")`` in a report).
     """
     api = Reports(open_ledger(url).config)
     try:
-        fast = api.run("revenue", options).rows
+        fast = api.run(report, options).rows
         api.reader._rollups = False  # noqa: SLF001 (hide the roll-ups: read the tables)
-        slow = api.run("revenue", options).rows
+        slow = api.run(report, options).rows
     finally:
         api.close()
     assert [list(map(repr, row)) for row in fast] == [list(map(repr, row)) for row in slow]
@@ -124,13 +132,9 @@ def test_the_outcome_at_the_cap_is_the_last_close_before_it(sqlite_url: str) -> 
 def test_finer_amounts_are_summed_from_the_tables(sqlite_url: str) -> None:
     """An amount finer than a ten-thousandth is not in the roll-up: the report reads the tables."""
     record_deals(sqlite_url, "UTC")
-    ledger = open_ledger(sqlite_url)
-    ledger.record([fact("contract_expanded", "K:fine", "2025-06-09T10:00:00Z", account_id="A1",
-                        contract_id="K1", currency="USD", amount="0.00005")])
-    projection = Projection(ledger)
-    projection.catch_up()
-    projection.close()
-    ledger.close()
+    _project(sqlite_url, [fact("contract_expanded", "K:fine", "2025-06-09T10:00:00Z",
+                               account_id="A1", contract_id="K1", currency="USD",
+                               amount="0.00005")])
     live = tables(None)
     engine = sa.create_engine(sqlite_url)
     with engine.connect() as conn:
@@ -142,3 +146,45 @@ def test_finer_amounts_are_summed_from_the_tables(sqlite_url: str) -> None:
     assert fast == slow
     (usd,) = [row for row in fast if row[1] == "USD"]
     assert str(usd[6]) == "3016.47775"  # arr_expansion: 1001.7 + 1005 + 1009.7777 + 0.00005
+
+
+def _sides(url: str) -> dict[str, int]:
+    """Deals opened per side in the sourced report (checked against the tables too)."""
+    options = ReportOptions(start=date(2025, 1, 1), as_of=date(2025, 3, 31))
+    fast, _ = both_ways(url, options, "sourced")
+    sides: dict[str, int] = {}
+    for row in fast:
+        sides[row[1]] = sides.get(row[1], 0) + row[3]
+    return sides
+
+
+def test_a_deals_kept_channel_follows_leads_it_does_not_own(db_url: str) -> None:
+    """Leads of other accounts, named or moved in later, change who sourced a deal.
+
+    The deal is not re-derived in steps 2 and 3: its kept channel moves because the lead it names
+    (step 2) or a lead moving into its account (step 3) is now its earliest-captured lead.
+    """
+    _project(db_url, [
+        fact("lead_captured", "l1", "2025-01-10T09:00:00Z", lead_id="L1", account_id="A1",
+             lead_source="outbound"),
+        fact("opportunity_opened", "o1", "2025-02-01T09:00:00Z", opportunity_id="O1",
+             account_id="A1", amount="5000.00", currency="USD", opportunity_type="new",
+             stage="s", lead_ids=["L9"]),
+    ])
+    assert _sides(db_url) == {"sales": 1}  # L1, outbound
+    _project(db_url, [
+        fact("lead_captured", "l9", "2025-01-05T09:00:00Z", lead_id="L9", account_id="A9"),
+        fact("touch_recorded", "t9", "2025-01-06T09:00:00Z", lead_id="L9", channel="web",
+             touch_type="visit"),
+    ])
+    assert _sides(db_url) == {"marketing": 1}  # L9 (named), first touch on web
+    _project(db_url, [
+        fact("lead_captured", "l7", "2025-01-01T09:00:00Z", lead_id="L7", account_id="A7",
+             lead_source="outbound"),
+    ])
+    assert _sides(db_url) == {"marketing": 1}  # L7 is not linked yet
+    _project(db_url, [
+        fact("lead_updated", "l7u", "2025-03-01T09:00:00Z", lead_id="L7",
+             attributes={"account_id": "A1"}),
+    ])
+    assert _sides(db_url) == {"sales": 1}  # L7 moved into A1: the earliest, outbound
