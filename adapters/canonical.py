@@ -92,7 +92,7 @@ def read_items(path: str, lines: IO[bytes]) -> Iterator[Item]:
             yield Item(number, reject=reject)
 
 
-def ingest_files(
+def ingest_files(  # noqa: PLR0913 - the ledger, the files and keyword-only options
     ledger: Ledger,
     paths: list[str],
     *,

@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="revledger",
-        description="An event-sourced revenue ledger: record every funnel fact, rebuild every number.",
+        description=(
+            "An event-sourced revenue ledger: record every funnel fact, rebuild every number."
+        ),
     )
     parser.add_argument(
         "--db",

@@ -125,7 +125,7 @@ def cmd_init(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def ingest(
+def ingest(  # noqa: PLR0913 - one keyword per CLI option
     ctx: Context,
     files: list[str],
     *,

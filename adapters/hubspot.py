@@ -211,7 +211,7 @@ def _amount_at(amounts: list[dict[str, Any]], at: str, default: str) -> str:
     return value
 
 
-def deal(obj: dict[str, Any], settings: Settings) -> list[Record | InvalidFact]:
+def deal(obj: dict[str, Any], settings: Settings) -> list[Record | InvalidFact]:  # noqa: C901 - one deal's facts, read top down
     """One deal: opened, each stage and amount change, and each close or reopening."""
     oid, props = str(obj["id"]), obj.get("properties") or {}
     opp, key = f"hs:deal:{oid}", f"deal/{oid}"
@@ -301,18 +301,18 @@ def deal(obj: dict[str, Any], settings: Settings) -> list[Record | InvalidFact]:
                 {**step, "type": "opportunity_reopened", "source_id": f"{key}:reopened:{stamp}"}
             )
         previous = stage
-    for entry in amounts[1:]:
-        records.append(
-            {
-                **base,
-                "type": "opportunity_amount_changed",
-                "amount": entry["value"],
-                "currency": currency,
-                "occurred_at": _at(entry, "amount"),
-                "actor": change_actor(entry),
-                "source_id": f"{key}:amount:{entry['timestamp']}",
-            }
-        )
+    records.extend(
+        {
+            **base,
+            "type": "opportunity_amount_changed",
+            "amount": entry["value"],
+            "currency": currency,
+            "occurred_at": _at(entry, "amount"),
+            "actor": change_actor(entry),
+            "source_id": f"{key}:amount:{entry['timestamp']}",
+        }
+        for entry in amounts[1:]
+    )
     return records
 
 

@@ -133,7 +133,7 @@ def _check_fields(mapping: Mapping) -> None:
             )
 
 
-def load_mapping(path: str | Path) -> Mapping:
+def load_mapping(path: str | Path) -> Mapping:  # noqa: C901, PLR0912 - one check per key, read top down
     """Read and check a mapping file (not yet against an input header)."""
     path = Path(path)
     raw = read_toml(path)

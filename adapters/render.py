@@ -20,7 +20,7 @@ FORMATS = ("table", "csv", "json")
 PERCENT_WORDS = ("rate", "share", "percent")
 
 
-def _cell(value: Any, column: str = "") -> str:
+def _cell(value: Any, column: str = "") -> str:  # noqa: PLR0911 - one return per value type
     if value is None:
         return ""
     if isinstance(value, datetime):

@@ -87,7 +87,7 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
-# --- Evaluation inputs -------------------------------------------------------------------------------
+# --- Evaluation inputs ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ class Outcome:
     failed: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
 
 
-# --- The syntax tree --------------------------------------------------------------------------------
+# --- The syntax tree -----------------------------------------------------------------------------
 
 Value = tuple[Any, tuple[str, ...]]
 

@@ -1,4 +1,4 @@
-"""The reports' Python API: ``Reports(config).run("inventory", options)``; the CLI is a layer over it.
+"""The reports' Python API: ``Reports(config).run("inventory", options)``; the CLI wraps it.
 
 Every report reads the live projection tables only (never the raw ledger), so it answers from
 the last complete build even while a rebuild is running.

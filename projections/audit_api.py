@@ -1,4 +1,4 @@
-"""The definitions and audit Python API; ``revledger definitions …`` and ``audit …`` are layers over it.
+"""The definitions and audit Python API; ``definitions …`` and ``audit …`` are layers over it.
 
 Each call reads the definition catalogue and the leads' effective facts (as known now) from the
 ledger's database, after catching the funnel projection up; nothing here writes to the ledger.

@@ -105,7 +105,9 @@ def audit_lead(lead_id: str, families: list[Family], catalogue: Catalogue) -> Re
             ]
         )
     notes = [
-        f"{len(rows)} facts; {disagreements} CRM stage change(s) disagree with the definition "
-        "in force; times in UTC"
+        (
+            f"{len(rows)} facts; {disagreements} CRM stage change(s) disagree with the definition "
+            "in force; times in UTC"
+        )
     ]
     return Report(f"Audit of lead {lead_id}", COLUMNS, rows, notes)

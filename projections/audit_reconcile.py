@@ -60,15 +60,26 @@ def place(
         return None
     first = marketing[0] if marketing else None
     if first is not None and sales:
-        return Placement(lead_id, True, True, MATCHED, MATCHED, first)
+        return Placement(
+            lead_id, marketing=True, sales=True, side=MATCHED, reason=MATCHED, handed_off_at=first
+        )
     if first is None:
         before = any(t < start for t in handoffs)
         reason = "handed off before the period" if before else "never handed off"
-        return Placement(lead_id, False, True, SALES_ONLY, reason, None)
-    return Placement(lead_id, True, False, MARKETING_ONLY, _why(facts, first, end, sla_of), first)
+        return Placement(
+            lead_id, marketing=False, sales=True, side=SALES_ONLY, reason=reason, handed_off_at=None
+        )
+    return Placement(
+        lead_id,
+        marketing=True,
+        sales=False,
+        side=MARKETING_ONLY,
+        reason=_why(facts, first, end, sla_of),
+        handed_off_at=first,
+    )
 
 
-def _why(facts: list[Fact], handed: datetime, end: datetime, sla_of: SlaOf) -> str:
+def _why(facts: list[Fact], handed: datetime, end: datetime, sla_of: SlaOf) -> str:  # noqa: PLR0911 - one return per class, tried in order
     """Why a lead handed off at ``handed`` was not accepted in the period."""
     after = [f for f in facts if f.occurred_at >= handed]
     decisions = _of(after, "lead_rejected") + _of(after, "lead_disqualified")
@@ -101,8 +112,10 @@ def reconcile(
     placements = [p for lead_id, facts in leads if (p := place(lead_id, facts, span, sla_of))]
     start, end = span
     notes = [
-        f"{start:%Y-%m-%d} to {end:%Y-%m-%d} (exclusive): marketing = leads handed off, "
-        "sales = leads accepted; each lead is in exactly one class (docs/definitions.md)"
+        (
+            f"{start:%Y-%m-%d} to {end:%Y-%m-%d} (exclusive): marketing = leads handed off, "
+            "sales = leads accepted; each lead is in exactly one class (docs/definitions.md)"
+        )
     ]
     if per_lead:
         listing: list[list[Any]] = [

@@ -162,7 +162,8 @@ def _valid_approval(version: Version, role: str, actor: str) -> str | None:
     if actor != owner:
         return f"{actor} is not the {role} owner of version {version.name} (it names {owner})"
     if role in version.approvals:
-        return f"version {version.name} is already approved by {version.approvals[role].actor} as {role}"
+        by = version.approvals[role].actor
+        return f"version {version.name} is already approved by {by} as {role}"
     other = [a for r, a in version.approvals.items() if r != role and a.actor == actor]
     if other:
         return f"{actor} already approved version {version.name} as {other[0].role}"

@@ -51,7 +51,7 @@ def crm_entries(facts: Iterable[Fact], stage: str) -> list[datetime]:
     ]
 
 
-def _yes(flag: bool) -> str:
+def _yes(flag: bool) -> str:  # noqa: FBT001 - formats one flag; the name says it all
     return "yes" if flag else "no"
 
 
@@ -99,7 +99,10 @@ def whatif(
                 rows.append([lead_id, stage, _yes(crm), versions, _yes(again), change])
     period = f"{start:%Y-%m-%d} to {end:%Y-%m-%d} (exclusive)"
     notes = [
-        f"{period}; in force = the approved version at each instant; what-if = {version} throughout",
+        (
+            f"{period}; in force = the approved version at each instant; "
+            f"what-if = {version} throughout"
+        ),
         "nothing was written to the ledger; definitions: docs/definitions.md",
     ]
     if per_lead:

@@ -1,4 +1,4 @@
-"""Derive one opportunity's read model: the intervals over which its stage, amount and openness hold.
+"""Derive an opportunity's read model: the intervals over which its stage, amount and openness hold.
 
 See docs/metrics.md, section "Open pipeline value".
 """

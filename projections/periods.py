@@ -17,6 +17,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 FOREVER = 2**62  # the end of an open interval, in microseconds
 KINDS = ("day", "week", "month", "quarter")
+UTC_ZONE = ZoneInfo("UTC")  # the default reporting timezone
 
 
 def to_us(moment: datetime) -> int:
@@ -83,7 +84,7 @@ class Calendar:
     """How business time is cut into periods: kind, reporting timezone, fiscal-year start month."""
 
     kind: str = "month"
-    tz: ZoneInfo = ZoneInfo("UTC")
+    tz: ZoneInfo = UTC_ZONE
     fiscal_start: int = 1
 
     def __post_init__(self) -> None:

@@ -1,4 +1,4 @@
-"""``definitions evaluate``: record a qualification, with provenance, whenever a lead's facts change.
+"""``definitions evaluate``: record a qualification with provenance whenever a lead's facts change.
 
 Exactly once. The evaluator reads the ledger after its checkpoint (key ``qualification``); for
 every trigger fact (``lead_captured``, ``lead_updated``, ``score_changed``, ``touch_recorded``,

@@ -22,11 +22,11 @@ from eventsourcing.persistence import StoredEvent
 from ledger.application import Ledger
 from ledger.codec import FactMapper
 from ledger.events import Fact
+from projections import rollup
 from projections.corrections import Family, is_correction, moved_to, target_of
 from projections.credit import tables as credit_tables
 from projections.credit.derive import CREDIT_KINDS, TABLES_BY_KIND, credit_rows
 from projections.history import DERIVERS, SUBJECT_KINDS, known_rows
-from projections import rollup
 from projections.periods import to_us
 from projections.schema import Tables
 
@@ -71,7 +71,7 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
 
 
 def store_facts(conn: sa.Connection, t: Tables, facts: Iterable[Stored]) -> set[Subject]:
-    """Copy the projected facts of one page into ``rl_fact``/``rl_family``; return touched subjects."""
+    """Copy one page's projected facts into ``rl_fact``/``rl_family``; return touched subjects."""
     fact_rows: list[dict[str, Any]] = []
     family_rows: set[tuple[str, str, str]] = set()
     touched: set[Subject] = set()

@@ -1,4 +1,4 @@
-"""What a report looks at: its options, resolved into periods, a business-time cap and a ledger time.
+"""What a report looks at: its options resolved into periods, a business-time cap and a ledger time.
 
 See docs/metrics.md, sections "Periods and instants" and "Two timelines".
 """
@@ -130,9 +130,11 @@ class Window:
             else "as known now"
         )
         return [
-            f"as of {self.as_of} (end of day, {cal.tz.key}), {known}; "
-            f"periods by {cal.kind}, fiscal year from month {cal.fiscal_start}; "
-            "definitions: docs/metrics.md"
+            (
+                f"as of {self.as_of} (end of day, {cal.tz.key}), {known}; "
+                f"periods by {cal.kind}, fiscal year from month {cal.fiscal_start}; "
+                "definitions: docs/metrics.md"
+            )
         ]
 
 

@@ -59,7 +59,7 @@ CAMPAIGN_COLUMNS = frozenset(
 LEAD_COLUMNS = frozenset({"IsConverted", "LastName", "Company", "Email", "ConvertedDate"})
 
 
-def recognise(header: list[str]) -> str | None:
+def recognise(header: list[str]) -> str | None:  # noqa: PLR0911 - one return per object
     """The Salesforce object a CSV header belongs to, or None."""
     columns = set(header)
     if {"Field", "OldValue", "NewValue"} <= columns:

@@ -8,13 +8,14 @@ from adapters.cli import main
 
 
 def test_audit_lead_as_json_lists_the_timeline(sqlite_url: str, capsys):
-    """audit lead --format json gives every fact of the lead with its source id."""
+    """``audit lead --format json`` gives every fact of the lead with its source id."""
     main(["--db", sqlite_url, "generate", "--leads", "5", "--out", "g.jsonl"])
     main(["--db", sqlite_url, "ingest", "g.jsonl"])
     capsys.readouterr()
     assert main(["--db", sqlite_url, "audit", "lead", "L0000001", "--format", "json"]) == 0
     rows = orjson.loads(capsys.readouterr().out)["rows"]
-    assert rows and all(row["source_id"] for row in rows)
+    assert rows
+    assert all(row["source_id"] for row in rows)
 
 
 def test_audit_lead_unknown_is_an_error(sqlite_url: str, capsys):
@@ -25,11 +26,12 @@ def test_audit_lead_unknown_is_an_error(sqlite_url: str, capsys):
 
 
 def test_reconcile_leads_exports_csv(sqlite_url: str, capsys):
-    """audit reconcile --leads --format csv writes a header and one row per lead."""
+    """``audit reconcile --leads --format csv`` writes a header and one row per lead."""
     main(["--db", sqlite_url, "generate", "--leads", "60", "--out", "g.jsonl"])
     main(["--db", sqlite_url, "ingest", "g.jsonl"])
     capsys.readouterr()
-    args = ["audit", "reconcile", "--from", "2025-01-01", "--to", "2025-12-31", "--leads", "--format", "csv"]
+    args = ["audit", "reconcile", "--from", "2025-01-01", "--to", "2025-12-31", "--leads",
+            "--format", "csv"]
     assert main(["--db", sqlite_url, *args]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "lead_id,side,class,handed_off_at"

@@ -1,4 +1,7 @@
-"""The benchmark script runs end to end at a small size (figures are not asserted: no timing tests)."""
+"""The benchmark script runs end to end at a small size.
+
+Its figures are not asserted: no timing tests.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +15,14 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench.py"
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("backend",
+                         ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_bench_smoke_run_reports_every_step(backend: str, tmp_path: Path, request) -> None:
     """A 5,000-event run measures raw limits, ingest, rebuild and every report."""
     if backend == "postgres":
         request.getfixturevalue("pg_url")  # skips locally / fails in CI without PostgreSQL
     out = tmp_path / "bench.json"
-    done = subprocess.run([sys.executable, str(BENCH), "--events", "5000", "--db", backend,
+    done = subprocess.run([sys.executable, str(BENCH), "--events", "5000", "--db", backend,  # noqa: S603 - our own command
                            "--repeat", "3", "--out", str(out), "--workdir", str(tmp_path)],
                           capture_output=True, text=True, check=False, timeout=600)
     assert done.returncode == 0, done.stderr

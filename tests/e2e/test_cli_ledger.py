@@ -16,7 +16,7 @@ REVLEDGER = str(Path(sys.executable).parent / "revledger")
 
 def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the revledger command and capture its output."""
-    done = subprocess.run([REVLEDGER, *args], capture_output=True, text=True, check=False,
+    done = subprocess.run([REVLEDGER, *args], capture_output=True, text=True, check=False,  # noqa: S603 - our own command
                           timeout=600)
     if check and done.returncode != 0:
         pytest.fail(f"revledger {' '.join(args)} exited {done.returncode}: {done.stderr}")
@@ -41,7 +41,7 @@ def ingest_summary(db: str, *files: str) -> dict[str, int]:
 
 def test_export_of_a_reingested_export_is_identical(db_url: str, funnel: Path, tmp_path: Path,
                                                     sqlite_url: str) -> None:
-    """generate → ingest → export → ingest into a second ledger → the two exports are identical."""
+    """Generate → ingest → export → ingest into a second ledger → the two exports are identical."""
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
     ingest_summary(db_url, str(funnel))
     run("--db", db_url, "export", "--out", str(first))
@@ -74,7 +74,7 @@ def test_killed_ingest_resumes_after_its_last_committed_batch(
     run("generate", "--leads", "3000", "--seed", "5", "--out", str(big))
     total = len(big.read_bytes().splitlines())
     run("--db", db_url, "init")
-    proc = subprocess.Popen([REVLEDGER, "--db", db_url, "ingest", str(big), "--batch-size", "100"],
+    proc = subprocess.Popen([REVLEDGER, "--db", db_url, "ingest", str(big), "--batch-size", "100"],  # noqa: S603 - our own command
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and position(db_url) < total // 4:
@@ -159,7 +159,7 @@ def test_concurrent_ingest_into_postgres_loses_and_duplicates_nothing(
     part_a.write_bytes(b"".join(lines[: half + 200]))  # the middle 400 lines are in both files
     part_b.write_bytes(b"".join(lines[half - 200 :]))
     run("--db", pg_url, "init")
-    procs = [subprocess.Popen([REVLEDGER, "--db", pg_url, "ingest", str(p), "--batch-size", "50",
+    procs = [subprocess.Popen([REVLEDGER, "--db", pg_url, "ingest", str(p), "--batch-size", "50",  # noqa: S603 - our own command
                                "--format", "json"], stdout=subprocess.PIPE, text=True)
              for p in (part_a, part_b)]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
@@ -178,7 +178,8 @@ def test_missing_ledger_is_one_clear_line(tmp_path: Path) -> None:
     done = run("--db", f"sqlite:///{tmp_path / 'none.db'}", "stats", check=False)
     assert done.returncode == 1
     assert done.stderr.strip().count("\n") == 0
-    assert "revledger --db" in done.stderr and "init" in done.stderr
+    assert "revledger --db" in done.stderr
+    assert "init" in done.stderr
     assert "Traceback" not in done.stderr
 
 
@@ -203,7 +204,7 @@ def test_missing_input_file_writes_nothing(sqlite_url: str, tmp_path: Path) -> N
 
 
 def test_events_shows_one_lead_in_business_time_order(sqlite_url: str, tmp_path: Path) -> None:
-    """events --lead lists that lead's facts sorted by when they happened, not when they arrived."""
+    """``events --lead`` lists that lead's facts by when they happened, not when they arrived."""
     base = {"type": "stage_changed", "source": "crm", "actor": "ops", "lead_id": "L1"}
     lines = [{**base, "source_id": "b", "occurred_at": "2025-02-01T00:00:00Z", "to_stage": "sal"},
              {**base, "source_id": "a", "occurred_at": "2025-01-01T00:00:00Z", "to_stage": "mql"},
@@ -218,7 +219,7 @@ def test_events_shows_one_lead_in_business_time_order(sqlite_url: str, tmp_path:
 
 def test_demo_prints_the_leadership_page(tmp_path: Path) -> None:
     """`revledger demo` ingests a generated funnel and prints every section of the page."""
-    done = subprocess.run([REVLEDGER, "--db", f"sqlite:///{tmp_path / 'demo.db'}", "demo",
+    done = subprocess.run([REVLEDGER, "--db", f"sqlite:///{tmp_path / 'demo.db'}", "demo",  # noqa: S603 - our own command
                            "--leads", "300"], capture_output=True, text=True, cwd=tmp_path,
                           check=False, timeout=600)
     assert done.returncode == 0, done.stderr

@@ -25,8 +25,10 @@ def test_propose_and_both_approvals_put_version_in_force(sqlite_url: str, tmp_pa
     (tmp_path / "v1.toml").write_text(FILE)
     main(["--db", sqlite_url, "init"])
     assert main(["--db", sqlite_url, "definitions", "propose", "v1.toml", "--actor", "cmo"]) == 0
-    assert main(["--db", sqlite_url, "definitions", "approve", "v1", "--as", "marketing", "--actor", "cmo"]) == 0
-    assert main(["--db", sqlite_url, "definitions", "approve", "v1", "--as", "sales", "--actor", "cro"]) == 0
+    assert main(["--db", sqlite_url, "definitions", "approve", "v1", "--as", "marketing",
+                 "--actor", "cmo"]) == 0
+    assert main(["--db", sqlite_url, "definitions", "approve", "v1", "--as", "sales",
+                 "--actor", "cro"]) == 0
     assert capsys.readouterr().out.strip().endswith("now in force")
 
 
@@ -46,7 +48,8 @@ def test_evaluate_twice_records_nothing_the_second_time(sqlite_url: str, tmp_pat
     (tmp_path / "v1.toml").write_text(FILE)
     main(["--db", sqlite_url, "init"])
     main(["--db", sqlite_url, "definitions", "propose", "v1.toml", "--actor", "cmo"])
-    main(["--db", sqlite_url, "definitions", "approve", "v1", "--as", "marketing", "--actor", "cmo"])
+    main(["--db", sqlite_url, "definitions", "approve", "v1", "--as", "marketing",
+          "--actor", "cmo"])
     main(["--db", sqlite_url, "definitions", "approve", "v1", "--as", "sales", "--actor", "cro"])
     main(["--db", sqlite_url, "generate", "--leads", "20", "--out", "g.jsonl"])
     main(["--db", sqlite_url, "ingest", "g.jsonl"])

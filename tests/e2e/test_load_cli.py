@@ -13,7 +13,7 @@ REVLEDGER = str(Path(sys.executable).parent / "revledger")
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the revledger command and capture its output."""
-    return subprocess.run([REVLEDGER, *args], capture_output=True, text=True, check=False,
+    return subprocess.run([REVLEDGER, *args], capture_output=True, text=True, check=False,  # noqa: S603 - our own command
                           timeout=300)
 
 

@@ -124,7 +124,7 @@ def test_compare_shows_then_now_and_difference(ledger_url):
 
 
 def test_rebuild_reports_progress_and_keeps_results(ledger_url):
-    """rebuild shows events per second and leaves the same numbers."""
+    """``rebuild`` shows events per second and leaves the same numbers."""
     before = revledger(ledger_url, "report", "flow", *WINDOW, "--format", "csv").stdout
     result = revledger(ledger_url, "rebuild")
     assert result.returncode == 0, result.stderr

@@ -30,7 +30,8 @@ def _leads(draw_events: list[list[tuple[str, int]]]):
     for number, events in enumerate(draw_events):
         lead = f"L{number}"
         facts = [
-            fact(kind, f"{lead}:{i}", (BASE + timedelta(hours=h)).isoformat(), lead_id=lead, **KINDS[kind])
+            fact(kind, f"{lead}:{i}", (BASE + timedelta(hours=h)).isoformat(), lead_id=lead,
+                 **KINDS[kind])
             for i, (kind, h) in enumerate(events)
         ]
         yield lead, sorted(facts, key=lambda f: f.occurred_at)
@@ -52,7 +53,7 @@ EVENTS = st.lists(
 @settings(max_examples=150, deadline=None)
 @given(EVENTS)
 def test_marketing_count_is_matched_plus_marketing_only(events):
-    """marketing = matched + every marketing-only class, for any set of leads."""
+    """Marketing = matched + every marketing-only class, for any set of leads."""
     sums = _sums(reconcile(_leads(events), SPAN, lambda _t: timedelta(hours=24)))
     assert sums["marketing count"] == sums.get("matched", 0) + sums.get("marketing only", 0)
 
@@ -60,7 +61,7 @@ def test_marketing_count_is_matched_plus_marketing_only(events):
 @settings(max_examples=150, deadline=None)
 @given(EVENTS)
 def test_sales_count_is_matched_plus_sales_only(events):
-    """sales = matched + every sales-only class, for any set of leads."""
+    """Sales = matched + every sales-only class, for any set of leads."""
     sums = _sums(reconcile(_leads(events), SPAN, lambda _t: timedelta(hours=24)))
     assert sums["sales count"] == sums.get("matched", 0) + sums.get("sales only", 0)
 

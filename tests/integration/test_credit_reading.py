@@ -114,7 +114,7 @@ def oracle_data(reader: Reader, window: Window) -> CreditData:
     return CreditData(deals, contacts, dict(touches), found)
 
 
-def oracle_reports(url: str, options: ReportOptions, monkeypatch: pytest.MonkeyPatch) -> dict:
+def oracle_reports(url: str, options: ReportOptions, monkeypatch: pytest.MonkeyPatch) -> dict:  # noqa: C901 - one oracle, read top down
     """The four reports computed from :func:`oracle_data`, every journey from its linked leads."""
 
     def read(reader: Reader, window: Window, *_: Any) -> Iterator[CreditData]:

@@ -85,9 +85,14 @@ def _approved_pair(db_url: str, tmp_path: Path, leads: int):
     for start in range(0, len(facts), 2000):
         ledger.record(facts[start : start + 2000])
     book = DefinitionBook(ledger)
-    book.propose(write(tmp_path, "v1", "2024-11-01", 'score >= 60 and fit in ("A", "B", "C", "D")'), "cmo")
-    book.propose(write(tmp_path, "v2", "2025-11-01", 'score >= 65 and fit in ("A", "B", "C")'), "cmo")
-    for version, (role, actor) in itertools.product(("v1", "v2"), (("marketing", "cmo"), ("sales", "cro"))):
+    book.propose(
+        write(tmp_path, "v1", "2024-11-01", 'score >= 60 and fit in ("A", "B", "C", "D")'), "cmo"
+    )
+    book.propose(
+        write(tmp_path, "v2", "2025-11-01", 'score >= 65 and fit in ("A", "B", "C")'), "cmo"
+    )
+    roles = (("marketing", "cmo"), ("sales", "cro"))
+    for version, (role, actor) in itertools.product(("v1", "v2"), roles):
         book.approve(version, role, actor)
     return ledger
 

@@ -1,4 +1,4 @@
-"""File sources against a real ledger (SQLite and PostgreSQL): idempotent, resumable, all-or-nothing."""
+"""File sources against real ledgers (SQLite, PostgreSQL): idempotent, resumable, all-or-nothing."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def test_inventory_pivot_matches_the_inventory_report(reports: Reports) -> None:
 
 
 def test_flow_summary_keeps_the_inventory_identity(reports: Reports) -> None:
-    """start + inflow − outflow = end for every stage on the page."""
+    """Start + inflow − outflow = end for every stage on the page."""
     flow = leadership(reports, AS_OF)[1]
     assert flow.rows
     for row in flow.records():

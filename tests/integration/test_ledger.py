@@ -14,7 +14,8 @@ def test_recorded_facts_read_back_equal(db_url: str) -> None:
     """Facts read from the store equal the facts recorded, field types included."""
     ledger = open_ledger(db_url)
     facts = [
-        fact("lead_captured", "c1", lead_id="L1", email="a@example.com", attributes={"title": "CTO"}),
+        fact("lead_captured", "c1", lead_id="L1", email="a@example.com",
+             attributes={"title": "CTO"}),
         fact("opportunity_opened", "o1", opportunity_id="O1", account_id="A1", amount="1250.50",
              currency="EUR", opportunity_type="new", stage="discovery", lead_ids=["L1"],
              expected_close="2025-06-30"),
@@ -97,7 +98,7 @@ def test_amendment_that_would_break_its_target_is_refused(db_url: str) -> None:
 
 
 def test_amendment_cannot_change_the_identity_of_a_fact(db_url: str) -> None:
-    """source and source_id are the identity of a fact: amending them is refused."""
+    """``source`` and ``source_id`` are the identity of a fact: amending them is refused."""
     ledger = open_ledger(db_url)
     ledger.record([stage("L1", "mql", "s1", "2025-01-01T00:00:00Z")])
     bad = fact("fact_amended", "m1", target_source="test", target_source_id="s1",

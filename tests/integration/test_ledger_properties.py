@@ -42,8 +42,8 @@ def test_rejects_after_the_last_fact_are_covered_by_the_checkpoint(sqlite_url: s
     """A re-run does not read (and reject) again the bad lines at the end of a loaded file."""
     from adapters.canonical import ingest_files  # noqa: PLC0415
 
-    good = '{"type":"stage_changed","occurred_at":"2025-01-01T00:00:00Z","source":"t",' \
-           '"source_id":"s1","actor":"a","lead_id":"L1","to_stage":"mql"}'
+    good = ('{"type":"stage_changed","occurred_at":"2025-01-01T00:00:00Z","source":"t",'
+            '"source_id":"s1","actor":"a","lead_id":"L1","to_stage":"mql"}')
     source = tmp_path / "tail.jsonl"
     source.write_text(f"{good}\nnot json\n")
     ledger = open_ledger(sqlite_url)

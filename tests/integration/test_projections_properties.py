@@ -55,18 +55,16 @@ def histories(draw: Any) -> list[dict[str, Any]]:
                     "occurred_at": START + timedelta(days=draw(st.integers(0, 40))),
                 }
             )
-        for _ in range(draw(st.integers(0, 6))):
-            records.append(
-                {
-                    "type": "stage_changed",
-                    "lead_id": f"L{lead}",
-                    "to_stage": draw(st.sampled_from(STAGES)),
-                    "occurred_at": START
-                    + timedelta(
-                        days=draw(st.integers(0, 150)), hours=draw(st.sampled_from([0, 12]))
-                    ),
-                }
-            )
+        records.extend(
+            {
+                "type": "stage_changed",
+                "lead_id": f"L{lead}",
+                "to_stage": draw(st.sampled_from(STAGES)),
+                "occurred_at": START
+                + timedelta(days=draw(st.integers(0, 150)), hours=draw(st.sampled_from([0, 12]))),
+            }
+            for _ in range(draw(st.integers(0, 6)))
+        )
     for n, record in enumerate(records):
         record.update(
             source="gen",
@@ -108,7 +106,7 @@ def record_all(url: str, records: list[dict[str, Any]], cuts: list[int]) -> None
     """Record ``records`` in batches cut at ``cuts`` (sorted positions)."""
     ledger = open_ledger(url)
     bounds = [0, *sorted(set(cuts)), len(records)]
-    for lo, hi in zip(bounds, bounds[1:], strict=False):
+    for lo, hi in itertools.pairwise(bounds):
         if hi > lo:
             ledger.record([as_fact(r) for r in records[lo:hi]])
     ledger.close()
@@ -131,9 +129,9 @@ def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
             if n.startswith("rl_") and n != "rl_tracking"
         ]
         out = {
-            n: sorted(map(tuple, conn.exec_driver_sql(f"SELECT * FROM {n}")), key=repr)
+            n: sorted(map(tuple, conn.exec_driver_sql(f"SELECT * FROM {n}")), key=repr)  # noqa: S608 - names from our schema
             for n in names
-        }  # noqa: S608
+        }
     engine.dispose()
     return out
 
@@ -149,7 +147,7 @@ def reports(url: str, options: ReportOptions = OPTIONS) -> dict[str, Any]:
 def arrival(records: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
     """A shuffled arrival order in which every correction still comes after its target."""
     roots = [r for r in records if "target_source_id" not in r]
-    random.Random(seed).shuffle(roots)
+    random.Random(seed).shuffle(roots)  # noqa: S311 - test data, not secrets
     return roots + [r for r in records if "target_source_id" in r]
 
 
@@ -176,7 +174,7 @@ def test_rebuild_equals_incremental_catch_up_in_any_arrival_order(records, cuts,
 @PROPERTY
 @given(histories())
 def test_flow_identity_holds_for_every_stage_and_period(records):
-    """end = start + inflow - outflow, and end equals the inventory report."""
+    """End = start + inflow - outflow, and end equals the inventory report."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp, 'a.db')}"
         record_all(url, records, [])
@@ -343,7 +341,7 @@ def test_reports_agree_with_an_independent_reference_computation(records):
     inventory = {(r[0], r[3]): r[4] for r in result["inventory"] if r[2] == "lead"}
     cohort = {(r[0], r[1], r[2]): (r[4], r[5], r[7], r[9]) for r in result["conversion"]}
     velocity = {(r[0], r[1], r[2]): r[3:] for r in result["velocity"]}
-    for p0, p1 in zip(MONTHS, MONTHS[1:], strict=False):
+    for p0, p1 in itertools.pairwise(MONTHS):
         label = f"{p0:%Y-%m}"
         for stage in STAGES:
             inflow = sum(1 for s in stays if s["stage"] == stage and p0 <= s["entered"] < p1)

@@ -31,13 +31,13 @@ from projections.reading import Reader
 from projections.runner import Projection
 from projections.schema import tables
 from projections.window import ReportOptions
+from tests.factories import project_funnel
 from tests.integration.test_projections_properties import (
     OPTIONS,
     PROPERTY,
     histories,
     record_all,
 )
-from tests.factories import project_funnel
 
 ROLLED_UP = (("inventory", {}), ("flow", {}), ("flow", {"matrix": True}), ("velocity", {}),
              ("conversion", {"basis": "period"}), ("revenue", {}))
@@ -88,7 +88,7 @@ def test_the_open_stay_rollup_counts_every_stay_that_never_ended(db_url: str) ->
     reader = Reader(config)
     with reader.engine.connect() as conn:
         current = rollup.FOREVER
-        leads = {r.lead_id: r._mapping for r in conn.execute(
+        leads = {r.lead_id: r._mapping for r in conn.execute(  # noqa: SLF001 - SQLAlchemy's public Row API
             sa.select(live["lead"]).where(live["lead"].c.known_to == current))}
         stays = conn.execute(sa.select(live["stay"]).where(
             live["stay"].c.known_to == current)).mappings().all()

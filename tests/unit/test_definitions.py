@@ -35,7 +35,8 @@ def test_toml_file_is_read(tmp_path: Path):
     """A TOML file with a native date parses."""
     path = tmp_path / "d.toml"
     path.write_text(
-        'version = "v1"\neffective_from = 2025-01-01\nchange_note = "n"\nstages = ["inquiry", "mql"]\n'
+        'version = "v1"\neffective_from = 2025-01-01\nchange_note = "n"\n'
+        'stages = ["inquiry", "mql"]\n'
         '[owners]\nmarketing = "a"\nsales = "b"\n'
         '[[transitions]]\nfrom = ["inquiry"]\nto = "mql"\nrule = "score > 1"\n'
     )
@@ -64,7 +65,7 @@ def test_invalid_toml_is_one_error(tmp_path: Path):
 
 def test_same_owner_for_both_roles_is_refused():
     """The marketing and sales owners must be two different actors."""
-    with pytest.raises(DefinitionError, match="owners.sales"):
+    with pytest.raises(DefinitionError, match=r"owners\.sales"):
         parse_definition(with_(owners={"marketing": "x", "sales": "x"}))
 
 
@@ -77,13 +78,13 @@ def test_transition_to_unknown_stage_is_refused():
 
 def test_unknown_top_level_key_is_refused():
     """A misspelt key is refused rather than ignored."""
-    with pytest.raises(DefinitionError, match="^stagse: unknown key"):
+    with pytest.raises(DefinitionError, match=r"^stagse: unknown key"):
         parse_definition(with_(stagse=[]))
 
 
 def test_bad_duration_is_refused():
     """The SLA must be a duration such as 24h."""
-    with pytest.raises(DefinitionError, match="handoff.first_activity_within"):
+    with pytest.raises(DefinitionError, match=r"handoff\.first_activity_within"):
         parse_definition(with_(handoff={"first_activity_within": "soon"}))
 
 

@@ -51,8 +51,8 @@ def test_an_unmapped_lifecycle_stage_rejects_only_that_change() -> None:
     records = contact(contacts()[1], load_settings())
     errors = [r for r in records if isinstance(r, InvalidFact)]
     assert [str(e) for e in errors] == [
-        "lifecyclestage: stage '1234567' is not mapped; add it to the lifecycle_stages table "
-        'of a --config file or set on_unmapped = "skip"']
+        ("lifecyclestage: stage '1234567' is not mapped; add it to the lifecycle_stages table "
+         'of a --config file or set on_unmapped = "skip"')]
     assert [s["to_stage"] for s in of_type(records, "stage_changed")] == ["inquiry"]
 
 

@@ -64,18 +64,18 @@ def test_stays_are_half_open_intervals_chained_in_business_order():
 
 
 def test_a_forward_jump_over_a_stage_is_a_skip_listing_the_skipped_stages():
-    """mql -> sql skips sal."""
+    """``mql`` -> ``sql`` skips ``sal``."""
     rows = stays([stage(1, 1, "mql"), stage(2, 2, "sql")])
     assert rows[1][6:8] == ("skip", ",sal,")
 
 
 def test_moving_to_lost_from_any_stage_is_not_a_skip():
-    """lost closes a lead from anywhere."""
+    """``lost`` closes a lead from anywhere."""
     assert classify("mql", "lost") == ("forward", ())
 
 
 def test_backward_move_and_reentry_are_flagged():
-    """sal -> mql is backward, and mql is entered a second time."""
+    """``sal`` -> ``mql`` is backward, and ``mql`` is entered a second time."""
     rows = stays([stage(1, 1, "mql"), stage(2, 2, "sal"), stage(3, 3, "mql")])
     assert rows[2][6] == "backward"
     assert rows[2][8] is True

@@ -1,7 +1,8 @@
-"""A range of business time splits into whole UTC months, whole days and sub-day pieces that tile it."""
+"""A business-time range splits into whole UTC months, whole days and sub-day pieces tiling it."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 
 from hypothesis import given
@@ -36,7 +37,7 @@ def test_the_pieces_tile_the_range_exactly(a: int, b: int) -> None:
     tiles = pieces(lo, hi)
     assert tiles[0][0] == lo
     assert tiles[-1][1] == hi
-    for (_, end), (start, _) in zip(tiles, tiles[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(tiles):
         assert end == start
     assert all(p_hi - p_lo < DAY_US for p_lo, p_hi in plan_ranges([(lo, hi)]).partial[0])
 

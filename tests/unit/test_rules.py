@@ -13,10 +13,12 @@ class Lead:
     """A minimal subject: values with a fact each, and touches."""
 
     def __init__(self, touches: list[Touch] | None = None, **values: Any) -> None:
+        """Hold the lead's ``values`` by name and its ``touches``."""
         self.values = values
         self.touches = touches or []
 
     def lookup(self, name: str) -> tuple[Any, tuple[str, ...]]:
+        """The value of ``name`` and the fact it comes from, or ``(None, ())``."""
         return (self.values[name], (f"src/{name}",)) if name in self.values else (None, ())
 
 

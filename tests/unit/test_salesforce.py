@@ -78,7 +78,7 @@ def test_an_unmapped_status_in_history_is_rejected_with_the_value_named() -> Non
 
 
 def test_a_lead_starts_in_the_status_before_its_earliest_history_row(state: ExportState) -> None:
-    """The initial stage is the OldValue of the earliest Status row, even when rows are out of order."""
+    """The initial stage is the OldValue of the earliest Status row, even with rows out of order."""
     records = lead(rows("Lead")[0], state)
     initial = next(r for r in facts(records) if r["source_id"].endswith(":status:initial"))
     assert (initial["to_stage"], initial["occurred_at"]) == ("inquiry",

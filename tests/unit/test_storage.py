@@ -36,7 +36,7 @@ def test_postgres_url_parts() -> None:
     assert config.env["POSTGRES_HOST"] == "db.internal"
     assert config.env["POSTGRES_PORT"] == "6543"
     assert config.env["POSTGRES_USER"] == "ops"
-    assert config.env["POSTGRES_PASSWORD"] == "s3cret"
+    assert config.env["POSTGRES_PASSWORD"] == "s3cret"  # noqa: S105 - a made-up test password
     assert config.env["POSTGRES_DBNAME"] == "revenue"
     assert config.schema == "emea"
     assert "s3cret" not in config.display
