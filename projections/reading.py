@@ -25,6 +25,7 @@ class Reader:
         self.tracking = tracking_table(config.schema)
         self.schema = config.schema
         self._rollups: bool | None = None
+        self._columns: dict[str, set[str]] = {}
 
     def close(self) -> None:
         """Release the database connections."""
@@ -46,6 +47,18 @@ class Reader:
                 names = set(sa.inspect(conn).get_table_names(schema=self.schema))
             self._rollups = all(self.tables[name].name in names for name in ROLLUPS)
         return self._rollups
+
+    def has_column(self, table: str, column: str) -> bool:
+        """Whether the live ``table`` has ``column`` (its columns are read once per reader)."""
+        if table not in self._columns:
+            name = self.tables[table].name
+            with self.engine.connect() as conn:
+                try:
+                    found = sa.inspect(conn).get_columns(name, self.schema)
+                except sa.exc.NoSuchTableError:
+                    found = []
+            self._columns[table] = {c["name"] for c in found}
+        return column in self._columns[table]
 
     def rows(self, query: sa.Executable) -> Sequence[Any]:
         """Run one query in its own (snapshot) transaction; the rows come in one driver fetch."""
