@@ -5,13 +5,11 @@ Kinds and their exact conditions: docs/metrics.md, section "Anomalies".
 
 from __future__ import annotations
 
-from operator import itemgetter
-
 from projections.gc_pause import without_gc
 from projections.periods import from_us
 from projections.reading import Reader
 from projections.report import Report
-from projections.window import PeriodIndex, Window
+from projections.window import Window
 
 
 @without_gc
@@ -28,20 +26,27 @@ def anomalies(reader: Reader, window: Window) -> Report:
         return Report("Anomalies", _columns(by), notes=window.notes())
     c = anomaly.c
     columns = (c.at_us, c.lead_id, c.seq, grp, c.kind, c.stage, c.detail, c.source, c.source_id)
+    # Ties in time go by lead and seq, the lead in code-point order on both databases.
+    lead = c.lead_id.collate("C") if reader.engine.dialect.name == "postgresql" else c.lead_id
     query = (
         reader.known_rows(window, anomaly, *columns)
         .where(c.at_us >= window.periods[0].start, c.at_us < window.periods[-1].end)
-        .order_by(c.at_us)  # then by lead and seq below, in code-point order everywhere
+        .order_by(c.at_us, lead, c.seq)
     )
     if window.options.stage:
         query = query.where(c.stage == window.options.stage)
-    find = PeriodIndex(window)
     labels = [period.label for period in window.periods]
+    ends = [period.end for period in window.periods]
     report = Report("Anomalies", _columns(by), notes=window.notes())
-    for at, lead_id, _, g, *rest in sorted(reader.rows(query), key=itemgetter(0, 1, 2)):
-        idx = find(at)
-        if idx is not None:  # always: the periods are contiguous
-            report.rows.append([labels[idx], from_us(at), lead_id, *([g] if by else []), *rest])
+    rows = report.rows
+    index = 0  # the rows come in time order, and the periods are contiguous
+    for at, lead_id, _, g, *rest in reader.rows(query):
+        while at >= ends[index]:
+            index += 1
+        if by:
+            rows.append([labels[index], from_us(at), lead_id, g, *rest])
+        else:
+            rows.append([labels[index], from_us(at), lead_id, *rest])
     return report
 
 
