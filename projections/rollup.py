@@ -247,6 +247,14 @@ def _current(
     return out
 
 
+DECIDING_FIELDS = ("account_id", "captured_us", "lead_source", "first_touch_us", "first_channel")
+
+
+def _deciding_fields(contact: Mapping[Any, Any]) -> tuple[Any, ...]:
+    """What of a lead's contact row a deal's deciding channel depends on (the account first)."""
+    return tuple(contact[name] for name in DECIDING_FIELDS)
+
+
 def stored_channels(conn: sa.Connection, t: Tables, deals: Iterable[str]) -> dict[str, str]:
     """The deciding channel keys kept in ``rl_deal_source`` for ``deals``."""
     source = t["deal_source"]
@@ -270,8 +278,9 @@ class Delta:
     opps: Counter[tuple[OppKey, str]] = field(default_factory=Counter)
     deals: Counter[tuple[DealKey, str]] = field(default_factory=Counter)
     rederived: set[str] = field(default_factory=set)  # opportunities re-derived
-    accounts: set[str] = field(default_factory=set)  # accounts of re-derived leads, old and new
-    leads: set[str] = field(default_factory=set)  # re-derived leads
+    # Re-derived leads' current contact rows before and after (None: none), as compared tuples
+    contacts_before: dict[str, tuple[Any, ...] | None] = field(default_factory=dict)
+    contacts_after: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def retract(self, conn: sa.Connection, t: Tables, kind: str, subjects: Sequence[str]) -> None:
         """Subtract the current rows ``subjects`` have now (call before deleting them)."""
@@ -281,9 +290,9 @@ class Delta:
             by_lead = {row["lead_id"]: row for row in leads}
             self.stays.update(stay_counts(stays, by_lead, -1))
             self.opens.update(open_counts(stays, by_lead, -1))
-            contacts = _current(conn, t["contact"], "lead_id", subjects)
-            self.accounts.update(r["account_id"] for r in contacts if r["account_id"] is not None)
-            self.leads.update(subjects)
+            self.contacts_before.update(dict.fromkeys(subjects))
+            for row in _current(conn, t["contact"], "lead_id", subjects):
+                self.contacts_before[row["lead_id"]] = _deciding_fields(row)
         elif kind == "opp":
             self.opps.update(opp_counts(_current(conn, t["opp"], "opportunity_id", subjects), -1))
             deals = _current(conn, t["deal"], "opportunity_id", subjects)
@@ -301,8 +310,9 @@ class Delta:
             leads = {r["lead_id"]: r for r in rows.get("lead", ()) if r["known_to"] == FOREVER}
             self.stays.update(stay_counts(current, leads))
             self.opens.update(open_counts(current, leads))
-            contacts = (r for r in rows.get("contact", ()) if r["known_to"] == FOREVER)
-            self.accounts.update(r["account_id"] for r in contacts if r["account_id"] is not None)
+            for row in rows.get("contact", ()):
+                if row["known_to"] == FOREVER:
+                    self.contacts_after[row["lead_id"]] = _deciding_fields(row)
         elif kind == "opp":  # the deals' sums are added once every subject is current (_settle)
             self.opps.update(opp_counts(r for r in rows.get("opp", ()) if r["known_to"] == FOREVER))
         elif kind == "account":
@@ -313,15 +323,26 @@ class Delta:
         """Add the re-derived deals' sums, and move the deals whose deciding channel changed.
 
         A deal's deciding channel depends on the leads of its account and the leads it names,
-        so re-deriving a lead can change the channel of deals that were not re-derived: those
-        on the lead's old and new account and those naming it. Their rows are unchanged, so
-        their sums move from the kept channel to the new one.
+        so re-deriving a lead whose account, capture, lead source or first touch changed can
+        change the channel of deals that were not re-derived: those on the lead's old and new
+        account and those naming it. Their rows are unchanged, so their sums move from the kept
+        channel to the new one.
         """
         source = t["deal_source"]
-        others = {
-            r["opportunity_id"] for r in _current(conn, t["deal"], "account_id", self.accounts)
+        # A lead whose contact row kept the fields a decision reads cannot change any channel.
+        leads = [
+            lead
+            for lead, before in self.contacts_before.items()
+            if before != self.contacts_after.get(lead)
+        ]
+        accounts = {
+            fields[0]
+            for lead in leads
+            for fields in (self.contacts_before[lead], self.contacts_after.get(lead))
+            if fields is not None and fields[0] is not None
         }
-        others.update(r["opportunity_id"] for r in _current(conn, t["link"], "lead_id", self.leads))
+        others = {r["opportunity_id"] for r in _current(conn, t["deal"], "account_id", accounts)}
+        others.update(r["opportunity_id"] for r in _current(conn, t["link"], "lead_id", leads))
         others -= self.rederived
         kept = stored_channels(conn, t, others)
         rows = _current(conn, t["deal"], "opportunity_id", self.rederived | others)
@@ -346,8 +367,8 @@ class Delta:
         if fresh:
             conn.execute(sa.insert(source), fresh)
         self.rederived.clear()
-        self.accounts.clear()
-        self.leads.clear()
+        self.contacts_before.clear()
+        self.contacts_after.clear()
 
     def apply(self, conn: sa.Connection, t: Tables) -> None:
         """Write the net change (counts that did not cancel out) into the roll-up tables."""

@@ -161,8 +161,9 @@ def _sides(url: str) -> dict[str, int]:
 def test_a_deals_kept_channel_follows_leads_it_does_not_own(db_url: str) -> None:
     """Leads of other accounts, named or moved in later, change who sourced a deal.
 
-    The deal is not re-derived in steps 2 and 3: its kept channel moves because the lead it names
-    (step 2) or a lead moving into its account (step 3) is now its earliest-captured lead.
+    The deal is not re-derived after step 1: its kept channel moves because the lead it names
+    (step 2) or a lead moving into its account (step 4) is now its earliest-captured lead, or
+    because that lead's first touch arrives (step 5).
     """
     _project(db_url, [
         fact("lead_captured", "l1", "2025-01-10T09:00:00Z", lead_id="L1", account_id="A1",
@@ -188,3 +189,8 @@ def test_a_deals_kept_channel_follows_leads_it_does_not_own(db_url: str) -> None
              attributes={"account_id": "A1"}),
     ])
     assert _sides(db_url) == {"sales": 1}  # L7 moved into A1: the earliest, outbound
+    _project(db_url, [
+        fact("touch_recorded", "t7", "2025-01-02T09:00:00Z", lead_id="L7", channel="web",
+             touch_type="visit"),
+    ])
+    assert _sides(db_url) == {"marketing": 1}  # L7's first touch, on web, now decides
