@@ -42,7 +42,7 @@ re-derivation applies the difference between a subject's old and new current row
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -234,14 +234,19 @@ def arr_counts(rows: Iterable[Mapping[Any, Any]], sign: int = 1) -> Counter[tupl
     return out
 
 
+def _batches(values: Iterable[str]) -> Iterator[list[str]]:
+    """The distinct ``values``, sorted, in lists short enough for one ``IN``."""
+    listed = sorted(set(values))
+    for start in range(0, len(listed), IN_QUERY):
+        yield listed[start : start + IN_QUERY]
+
+
 def _current(
     conn: sa.Connection, table: sa.Table, column: str, values: Iterable[str]
 ) -> list[sa.RowMapping]:
     """The current rows of ``table`` whose ``column`` is one of ``values``."""
-    listed = sorted(set(values))
     out: list[sa.RowMapping] = []
-    for start in range(0, len(listed), IN_QUERY):
-        chunk = listed[start : start + IN_QUERY]
+    for chunk in _batches(values):
         query = sa.select(table).where(table.c[column].in_(chunk), table.c.known_to == FOREVER)
         out.extend(conn.execute(query).mappings())
     return out
@@ -258,15 +263,12 @@ def _deciding_fields(contact: Mapping[Any, Any]) -> tuple[Any, ...]:
 def stored_channels(conn: sa.Connection, t: Tables, deals: Iterable[str]) -> dict[str, str]:
     """The deciding channel keys kept in ``rl_deal_source`` for ``deals``."""
     source = t["deal_source"]
-    listed = sorted(set(deals))
-    out: dict[str, str] = {}
-    for start in range(0, len(listed), IN_QUERY):
-        chunk = listed[start : start + IN_QUERY]
-        query = sa.select(source.c.opportunity_id, source.c.channel)
-        out.update(
-            (opp, key) for opp, key in conn.execute(query.where(source.c.opportunity_id.in_(chunk)))
-        )
-    return out
+    query = sa.select(source.c.opportunity_id, source.c.channel)
+    return {
+        opp: key
+        for chunk in _batches(deals)
+        for opp, key in conn.execute(query.where(source.c.opportunity_id.in_(chunk)))
+    }
 
 
 @dataclass
@@ -348,7 +350,8 @@ class Delta:
         rows = _current(conn, t["deal"], "opportunity_id", self.rederived | others)
         channels = deal_channels(conn, t, rows)
         moved = {opp for opp in others if channels.get(opp) != kept.get(opp)}
-        changed = [r for r in rows if r["opportunity_id"] in self.rederived | moved]
+        redecided = self.rederived | moved
+        changed = [r for r in rows if r["opportunity_id"] in redecided]
         closes = _current(
             conn, t["close"], "opportunity_id", {r["opportunity_id"] for r in changed}
         )
@@ -356,9 +359,7 @@ class Delta:
             old = [r for r in rows if r["opportunity_id"] in moved]
             self.deals.update(deal_counts(old, closes, kept, -1))
         self.deals.update(deal_counts(changed, closes, channels))
-        gone = sorted(self.rederived | moved)
-        for start in range(0, len(gone), IN_QUERY):
-            chunk = gone[start : start + IN_QUERY]
+        for chunk in _batches(redecided):
             conn.execute(sa.delete(source).where(source.c.opportunity_id.in_(chunk)))
         fresh = [
             {"opportunity_id": r["opportunity_id"], "channel": channels[r["opportunity_id"]]}

@@ -333,6 +333,19 @@ _tuple = tuple.__new__  # builds a Contact or Touch from a row in its column ord
 Leads = tuple[dict[str, Contact], dict[str, list[Touch]]]
 
 
+def read_contacts(
+    conn: sa.Connection,
+    contact: sa.Table,
+    known: sa.ColumnElement[bool],
+    by: str,
+    ids: list[str],
+) -> Iterator[tuple[str, Contact]]:
+    """The ``known`` contact rows whose ``by`` (``account_id`` or ``lead_id``) is in ``ids``."""
+    query = sa.select(*(contact.c[n] for n in CONTACT_COLUMNS)).where(known, contact.c[by].in_(ids))
+    for row in conn.execute(query):
+        yield row[0], _tuple(Contact, row)
+
+
 def _read_leads(reading: Reading, by: str, ids: list[str], since: int | None, into: Leads) -> None:
     """Add the leads whose ``by`` (``account_id`` or ``lead_id``) is in ``ids``, and touches.
 
@@ -343,10 +356,7 @@ def _read_leads(reading: Reading, by: str, ids: list[str], since: int | None, in
     window = reading.window
     contact, touch = reading.table("contact"), reading.table("touch")
     contacts, touches = into
-    query = sa.select(*(contact.c[n] for n in CONTACT_COLUMNS)).where(
-        window.known(contact), contact.c[by].in_(ids)
-    )
-    contacts.update((row[0], _tuple(Contact, row)) for row in reading.conn.execute(query))
+    contacts.update(read_contacts(reading.conn, contact, window.known(contact), by, ids))
     if reading.wanted.journeys:
         kept = [window.known(touch), touch.c[by].in_(ids), touch.c.at_us < window.cap]
         if since is not None:

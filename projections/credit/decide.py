@@ -19,11 +19,11 @@ import sqlalchemy as sa
 
 from projections.credit.data import (
     ACCOUNTS_PER_BATCH,
-    CONTACT_COLUMNS,
     LEADS_PER_QUERY,
     Contact,
     CreditData,
     Deal,
+    read_contacts,
 )
 from projections.periods import FOREVER
 from projections.schema import Tables
@@ -96,19 +96,16 @@ def deal_channels(
     """
     deals = [as_deal(row) for row in rows]
     contact = t["contact"]
-    columns = [contact.c[n] for n in CONTACT_COLUMNS]
     current = contact.c.known_to == FOREVER
     contacts: dict[str, Contact] = {}
     accounts = sorted({deal.account_id for deal in deals})
     for start in range(0, len(accounts), ACCOUNTS_PER_BATCH):
         chunk = accounts[start : start + ACCOUNTS_PER_BATCH]
-        query = sa.select(*columns).where(current, contact.c.account_id.in_(chunk))
-        contacts.update((row[0], Contact(*row)) for row in conn.execute(query))
+        contacts.update(read_contacts(conn, contact, current, "account_id", chunk))
     named = {lead for deal in deals for lead in (*deal.lead_ids, *deal.contact_ids)}
     missing = sorted(named - contacts.keys())
     for start in range(0, len(missing), LEADS_PER_QUERY):
         chunk = missing[start : start + LEADS_PER_QUERY]
-        query = sa.select(*columns).where(current, contact.c.lead_id.in_(chunk))
-        contacts.update((row[0], Contact(*row)) for row in conn.execute(query))
+        contacts.update(read_contacts(conn, contact, current, "lead_id", chunk))
     data = CreditData({deal.opportunity_id: deal for deal in deals}, contacts, {}, {})
     return {deal.opportunity_id: channel_key(data, deal) for deal in deals}
