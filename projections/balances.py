@@ -263,12 +263,8 @@ def _opp_raw(reader: Reader, lo: int, hi: int) -> Counter[tuple[str, str, str]]:
     out: Counter[tuple[str, str, str]] = Counter()
     for column, sign in ((opp.c.valid_from_us, 1), (opp.c.valid_to_us, -1)):
         query = (
-            sa.select(
-                opp.c.stage, opp.c.currency, sa.func.count(), sa.func.sum(opp.c.amount_units)
-            )
-            .where(
-                opp.c.known_to == FOREVER, opp.c.is_open.is_(True), column >= lo, column < hi
-            )
+            sa.select(opp.c.stage, opp.c.currency, sa.func.count(), sa.func.sum(opp.c.amount_units))
+            .where(opp.c.known_to == FOREVER, opp.c.is_open.is_(True), column >= lo, column < hi)
             .group_by(opp.c.stage, opp.c.currency)
         )
         for stage, currency, n, units in reader.rows(query):

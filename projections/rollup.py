@@ -25,7 +25,11 @@ keep those counts per UTC day, as the ledger knows them now (``known_to = FOREVE
   the deal's outcome at a cap only while no later close precedes the cap; and ARR movements
   (``arr``, by kind and currency). Amounts are summed in ten-thousandths, with how many had 1 to
   4 decimal places (so a sum is shown with the same digits as the exact sum of the amounts) and
-  how many were finer than a ten-thousandth (``odd``: the report then reads the tables).
+  how many were finer than a ten-thousandth (``odd``: the report then reads the tables);
+- ``rl_roll_credit``: the default model's credit per UTC day of the milestone
+  (:mod:`projections.credit.kept`), with ``rl_deal_credit`` holding each deal's share of it.
+  A deal's channel and credit depend on other subjects' rows (its account's leads and the leads
+  it names), so a catch-up re-decides and re-credits the deals those leads reach (``_settle``).
 
 The stay and opportunity counts are kept at two grains: per UTC day (grain ``d``) and per UTC
 month (grain ``m``, keyed by the month's first day), so a year of monthly periods reads a few
@@ -45,18 +49,19 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from projections.credit.decide import deal_channels
-from projections.opportunities import to_units
+from projections.credit.data import CreditData
+from projections.credit.decide import as_deal, channels_of
+from projections.credit.kept import CREDIT_KEY, Counts, amount_counts, credit_counts, deal_data
 from projections.periods import FOREVER
-from projections.schema import DEAL_MEASURES, Tables
+from projections.schema import CREDIT_MEASURES, DEAL_MEASURES, Tables
 
 DAY_US = 86_400_000_000
 BY_FIELDS = ("lead_source", "segment", "country", "owner", "channel")
@@ -179,16 +184,6 @@ def opp_counts(opps: Iterable[Mapping[Any, Any]], sign: int = 1) -> Counter[tupl
     return out
 
 
-def _amount(out: Counter[tuple[DealKey, str]], key: DealKey, amount: str, sign: int) -> None:
-    """Add an exact decimal amount (as stored) to ``key``'s units and decimal-place counts."""
-    places = len(amount) - amount.index(".") - 1 if "." in amount else 0
-    out[(key, "units")] += sign * to_units(Decimal(amount))
-    if places > 4:
-        out[(key, "odd")] += sign
-    elif places:
-        out[(key, f"d{places}")] += sign
-
-
 def deal_counts(
     deals: Iterable[Mapping[Any, Any]],
     closes: Iterable[Mapping[Any, Any]],
@@ -209,7 +204,7 @@ def deal_counts(
         opp_type, currency, channel = deal["opp_type"], deal["currency"], channels[opp]
         key: DealKey = ("opened", day_of(opened), NEVER, opp_type, currency, channel)
         out[(key, "n")] += sign
-        _amount(out, key, deal["amount"], sign)
+        amount_counts(out, key, deal["amount"], sign)
         listed = sorted(by_deal.get(opp, ()), key=itemgetter("seq"))
         for i, close in enumerate(listed):
             kind, at = close["kind"], close["at_us"]
@@ -220,7 +215,7 @@ def deal_counts(
                 key = (WON, day_of(at), until, opp_type, close["currency"], channel)
                 out[(key, "n")] += sign
                 out[(key, "cycle")] += sign * (at - opened)
-                _amount(out, key, close["amount"], sign)
+                amount_counts(out, key, close["amount"], sign)
     return out
 
 
@@ -230,7 +225,7 @@ def arr_counts(rows: Iterable[Mapping[Any, Any]], sign: int = 1) -> Counter[tupl
     for row in rows:
         key = ("arr", day_of(row["at_us"]), NEVER, row["kind"], row["currency"], "")
         out[(key, "n")] += sign
-        _amount(out, key, row["amount"], sign)
+        amount_counts(out, key, row["amount"], sign)
     return out
 
 
@@ -253,11 +248,58 @@ def _current(
 
 
 DECIDING_FIELDS = ("account_id", "captured_us", "lead_source", "first_touch_us", "first_channel")
+TOUCH_FIELDS = ("source", "source_id", "at_us", "channel", "campaign_id", "touch_type")
+Facts = tuple[tuple[Any, ...] | None, tuple[tuple[Any, ...], ...]]  # (contact fields, touches)
 
 
 def _deciding_fields(contact: Mapping[Any, Any]) -> tuple[Any, ...]:
     """What of a lead's contact row a deal's deciding channel depends on (the account first)."""
     return tuple(contact[name] for name in DECIDING_FIELDS)
+
+
+def _lead_facts(
+    leads: Iterable[str],
+    contacts: Iterable[Mapping[Any, Any]],
+    touches: Iterable[Mapping[Any, Any]],
+) -> dict[str, Facts]:
+    """What deals' channels and credit read of each lead: its contact fields and its touches."""
+    fields: dict[str, tuple[Any, ...]] = {row["lead_id"]: _deciding_fields(row) for row in contacts}
+    found: dict[str, list[tuple[Any, ...]]] = {}
+    for row in touches:
+        found.setdefault(row["lead_id"], []).append(tuple(row[n] for n in TOUCH_FIELDS))
+    return {
+        lead: (fields.get(lead), tuple(sorted(found.get(lead, ()), key=repr))) for lead in leads
+    }
+
+
+MEASURE_AT = {measure: i for i, measure in enumerate(CREDIT_MEASURES)}
+
+
+def _unpack(sums: bytes) -> Counts:
+    """A deal's kept ``rl_deal_credit`` sums as counts."""
+    out: Counts = Counter()
+    for row in orjson.loads(sums):
+        key = tuple(row[: len(CREDIT_KEY)])
+        for measure, n in zip(CREDIT_MEASURES, row[len(CREDIT_KEY) :], strict=True):
+            out[(key, measure)] += n
+    return out
+
+
+def _deal_credits(
+    data: CreditData, closes: Iterable[Mapping[Any, Any]]
+) -> Iterator[tuple[str, Counts]]:
+    """Each of ``data``'s deals with its ``rl_roll_credit`` sums, given the deals' ``closes``."""
+    by_deal: dict[str, list[Mapping[Any, Any]]] = {}
+    for close in closes:
+        by_deal.setdefault(close["opportunity_id"], []).append(close)
+    for opp, deal in data.deals.items():
+        yield opp, credit_counts(data, deal, by_deal.get(opp, ()))
+
+
+def _pack(counts: Counts) -> bytes:
+    """A deal's ``rl_roll_credit`` sums, as ``rl_deal_credit`` keeps them."""
+    merged = _measured(counts, CREDIT_KEY, CREDIT_MEASURES)
+    return orjson.dumps([[row[c] for c in (*CREDIT_KEY, *CREDIT_MEASURES)] for row in merged])
 
 
 def stored_channels(conn: sa.Connection, t: Tables, deals: Iterable[str]) -> dict[str, str]:
@@ -279,10 +321,11 @@ class Delta:
     opens: Counter[tuple[OpenKey, str]] = field(default_factory=Counter)
     opps: Counter[tuple[OppKey, str]] = field(default_factory=Counter)
     deals: Counter[tuple[DealKey, str]] = field(default_factory=Counter)
+    credits: Counts = field(default_factory=Counter)
     rederived: set[str] = field(default_factory=set)  # opportunities re-derived
-    # Re-derived leads' current contact rows before and after (None: none), as compared tuples
-    contacts_before: dict[str, tuple[Any, ...] | None] = field(default_factory=dict)
-    contacts_after: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    # Re-derived leads' current contact fields and touches before and after, as compared tuples
+    leads_before: dict[str, Facts] = field(default_factory=dict)
+    leads_after: dict[str, Facts] = field(default_factory=dict)
 
     def retract(self, conn: sa.Connection, t: Tables, kind: str, subjects: Sequence[str]) -> None:
         """Subtract the current rows ``subjects`` have now (call before deleting them)."""
@@ -292,9 +335,9 @@ class Delta:
             by_lead = {row["lead_id"]: row for row in leads}
             self.stays.update(stay_counts(stays, by_lead, -1))
             self.opens.update(open_counts(stays, by_lead, -1))
-            self.contacts_before.update(dict.fromkeys(subjects))
-            for row in _current(conn, t["contact"], "lead_id", subjects):
-                self.contacts_before[row["lead_id"]] = _deciding_fields(row)
+            contacts = _current(conn, t["contact"], "lead_id", subjects)
+            touches = _current(conn, t["touch"], "lead_id", subjects)
+            self.leads_before.update(_lead_facts(subjects, contacts, touches))
         elif kind == "opp":
             self.opps.update(opp_counts(_current(conn, t["opp"], "opportunity_id", subjects), -1))
             deals = _current(conn, t["deal"], "opportunity_id", subjects)
@@ -312,9 +355,10 @@ class Delta:
             leads = {r["lead_id"]: r for r in rows.get("lead", ()) if r["known_to"] == FOREVER}
             self.stays.update(stay_counts(current, leads))
             self.opens.update(open_counts(current, leads))
-            for row in rows.get("contact", ()):
-                if row["known_to"] == FOREVER:
-                    self.contacts_after[row["lead_id"]] = _deciding_fields(row)
+            contacts = [r for r in rows.get("contact", ()) if r["known_to"] == FOREVER]
+            touches = [r for r in rows.get("touch", ()) if r["known_to"] == FOREVER]
+            known = {r["lead_id"] for r in (*contacts, *touches)}
+            self.leads_after.update(_lead_facts(known, contacts, touches))
         elif kind == "opp":  # the deals' sums are added once every subject is current (_settle)
             self.opps.update(opp_counts(r for r in rows.get("opp", ()) if r["known_to"] == FOREVER))
         elif kind == "account":
@@ -322,25 +366,26 @@ class Delta:
             self.deals.update(arr_counts(arr))
 
     def _settle(self, conn: sa.Connection, t: Tables) -> None:
-        """Add the re-derived deals' sums, and move the deals whose deciding channel changed.
+        """Add the re-derived deals' sums; move those whose deciding channel or credit changed.
 
-        A deal's deciding channel depends on the leads of its account and the leads it names,
-        so re-deriving a lead whose account, capture, lead source or first touch changed can
-        change the channel of deals that were not re-derived: those on the lead's old and new
-        account and those naming it. Their rows are unchanged, so their sums move from the kept
-        channel to the new one.
+        A deal's deciding channel and its credit depend on the leads of its account and the
+        leads it names, so re-deriving a lead whose account, capture, lead source or touches
+        changed can change the channel and the credit of deals that were not re-derived: those
+        on the lead's old and new account and those naming it. Their sums move from the kept
+        channel to the new one, and their kept credit is taken out and computed afresh.
         """
         source = t["deal_source"]
-        # A lead whose contact row kept the fields a decision reads cannot change any channel.
+        # A lead whose contact fields and touches stayed the same cannot change any deal.
+        empty: Facts = (None, ())
         leads = [
             lead
-            for lead, before in self.contacts_before.items()
-            if before != self.contacts_after.get(lead)
+            for lead, before in self.leads_before.items()
+            if before != self.leads_after.get(lead, empty)
         ]
         accounts = {
             fields[0]
             for lead in leads
-            for fields in (self.contacts_before[lead], self.contacts_after.get(lead))
+            for fields, _ in (self.leads_before[lead], self.leads_after.get(lead, empty))
             if fields is not None and fields[0] is not None
         }
         others = {r["opportunity_id"] for r in _current(conn, t["deal"], "account_id", accounts)}
@@ -348,13 +393,12 @@ class Delta:
         others -= self.rederived
         kept = stored_channels(conn, t, others)
         rows = _current(conn, t["deal"], "opportunity_id", self.rederived | others)
-        channels = deal_channels(conn, t, rows)
+        data = deal_data(conn, t, [as_deal(row) for row in rows], touches=True)
+        channels = channels_of(data)
         moved = {opp for opp in others if channels.get(opp) != kept.get(opp)}
         redecided = self.rederived | moved
         changed = [r for r in rows if r["opportunity_id"] in redecided]
-        closes = _current(
-            conn, t["close"], "opportunity_id", {r["opportunity_id"] for r in changed}
-        )
+        closes = _current(conn, t["close"], "opportunity_id", self.rederived | others)
         if moved:
             old = [r for r in rows if r["opportunity_id"] in moved]
             self.deals.update(deal_counts(old, closes, kept, -1))
@@ -367,9 +411,32 @@ class Delta:
         ]
         if fresh:
             conn.execute(sa.insert(source), fresh)
+        self._recredit(conn, t, self.rederived | others, data, closes)
         self.rederived.clear()
-        self.contacts_before.clear()
-        self.contacts_after.clear()
+        self.leads_before.clear()
+        self.leads_after.clear()
+
+    def _recredit(
+        self,
+        conn: sa.Connection,
+        t: Tables,
+        deals: set[str],
+        data: CreditData,
+        closes: Iterable[Mapping[Any, Any]],
+    ) -> None:
+        """Take ``deals``' kept credit out, and put the credit of the current ones (``data``) in."""
+        stored = t["deal_credit"]
+        for chunk in _batches(deals):
+            query = sa.select(stored.c.sums).where(stored.c.opportunity_id.in_(chunk))
+            for (sums,) in conn.execute(query):
+                self.credits.subtract(_unpack(sums))
+            conn.execute(sa.delete(stored).where(stored.c.opportunity_id.in_(chunk)))
+        fresh = []
+        for opp, counts in _deal_credits(data, closes):
+            self.credits.update(counts)
+            fresh.append({"opportunity_id": opp, "sums": _pack(counts)})
+        if fresh:
+            conn.execute(sa.insert(stored), fresh)
 
     def apply(self, conn: sa.Connection, t: Tables) -> None:
         """Write the net change (counts that did not cancel out) into the roll-up tables."""
@@ -382,6 +449,7 @@ class Delta:
         opens = _measured(self.opens, OPEN_KEY, ("n", "since"))
         opps = _measured(self.opps, OPP_KEY, ("n", "units"))
         deals = _measured(self.deals, DEAL_KEY, DEAL_MEASURES)
+        credit = _measured(self.credits, CREDIT_KEY, CREDIT_MEASURES)
         if stays:
             _upsert(conn, t["roll_stay"], STAY_KEY, ("n",), stays)
         if opens:
@@ -390,10 +458,13 @@ class Delta:
             _upsert(conn, t["roll_opp"], OPP_KEY, ("n", "units"), opps)
         if deals:
             _upsert(conn, t["roll_deal"], DEAL_KEY, DEAL_MEASURES, deals)
+        if credit:
+            _upsert(conn, t["roll_credit"], CREDIT_KEY, CREDIT_MEASURES, credit)
         self.stays.clear()
         self.opens.clear()
         self.opps.clear()
         self.deals.clear()
+        self.credits.clear()
 
 
 def _measured(
@@ -543,10 +614,10 @@ def _build_deals(conn: sa.Connection, t: Tables) -> None:
 
 
 def _build_channels(conn: sa.Connection, t: Tables) -> dict[str, str]:
-    """Fill ``rl_deal_source`` with every current deal's deciding channel key; return them.
+    """Fill ``rl_deal_source``, ``rl_deal_credit`` and ``rl_roll_credit`` from the current deals.
 
     The deals are taken in account order, some thousands at a time, so each batch reads the
-    contacts of its accounts once.
+    contacts and touches of its accounts once. Returns every deal's deciding channel key.
     """
     deal = t["deal"]
     query = (
@@ -556,13 +627,28 @@ def _build_channels(conn: sa.Connection, t: Tables) -> dict[str, str]:
         .execution_options(yield_per=5_000)
     )
     channels: dict[str, str] = {}
+    sums: dict[tuple[Any, ...], list[int]] = {}
     for batch in conn.execute(query).mappings().partitions():
-        found = deal_channels(conn, t, batch)
+        data = deal_data(conn, t, [as_deal(row) for row in batch], touches=True)
+        found = channels_of(data)
         channels.update(found)
         conn.execute(
             sa.insert(t["deal_source"]),
             [{"opportunity_id": opp, "channel": key} for opp, key in found.items()],
         )
+        closes = _current(conn, t["close"], "opportunity_id", found)
+        kept = []
+        for opp, counts in _deal_credits(data, closes):
+            for (key, measure), n in counts.items():
+                sums.setdefault(key, [0] * len(CREDIT_MEASURES))[MEASURE_AT[measure]] += n
+            kept.append({"opportunity_id": opp, "sums": _pack(counts)})
+        conn.execute(sa.insert(t["deal_credit"]), kept)
+    rows = [
+        dict(zip((*CREDIT_KEY, *CREDIT_MEASURES), (*key, *values), strict=True))
+        for key, values in sorted(sums.items())
+    ]
+    if rows:
+        conn.execute(sa.insert(t["roll_credit"]), rows)
     return channels
 
 

@@ -19,10 +19,21 @@ from projections.credit.tables import CREDIT_TABLES, define_credit_tables
 SHADOW = "__shadow"
 DERIVED = ("stay", "lead", "anomaly", "opp", *CREDIT_TABLES)
 # per-day aggregates: projections.rollup
-ROLLUPS = ("roll_stay", "roll_opp", "roll_open", "roll_deal", "deal_source")
+ROLLUPS = (
+    "roll_stay",
+    "roll_opp",
+    "roll_open",
+    "roll_deal",
+    "deal_source",
+    "roll_credit",
+    "deal_credit",
+)
 # rl_roll_deal's sums: count, amount in ten-thousandths, cycle (close - opened, microseconds),
 # amounts finer than a ten-thousandth, and amounts with 1, 2, 3 and 4 decimal places.
 DEAL_MEASURES = ("n", "units", "cycle", "odd", "d1", "d2", "d3", "d4")
+# rl_roll_credit's sums: deals credited, touches credited (untouched deals, in ``total`` rows),
+# then the amount as in DEAL_MEASURES.
+CREDIT_MEASURES = ("deals", "touches", "units", "odd", "d1", "d2", "d3", "d4")
 TABLES = ("fact", "family", *DERIVED, *ROLLUPS)
 
 
@@ -173,6 +184,24 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             metadata,
             Column("opportunity_id", text, primary_key=True),
             Column("channel", text, nullable=False),
+        ),
+        "roll_credit": sa.Table(  # credit under the default model (credit/kept.py)
+            name("roll_credit"),
+            metadata,
+            Column("metric", String(8), primary_key=True),  # pipeline | revenue | deals
+            Column("split", String(8), primary_key=True),  # campaign | channel | total
+            Column("day", Integer, primary_key=True),  # of the milestone
+            Column("until", Integer, primary_key=True),  # day of the next close (revenue)
+            Column("type", String(16), primary_key=True),  # opportunity type
+            Column("currency", String(3), primary_key=True),  # "" for deals
+            Column("key", text, primary_key=True),  # campaign id or channel ("" in total)
+            *(Column(m, big, nullable=False) for m in CREDIT_MEASURES),
+        ),
+        "deal_credit": sa.Table(  # each current deal's rl_roll_credit sums, to retract them
+            name("deal_credit"),
+            metadata,
+            Column("opportunity_id", text, primary_key=True),
+            Column("sums", LargeBinary, nullable=False),  # orjson: [[key..., measures...]]
         ),
         **define_credit_tables(metadata, name, ix, _known),
     }

@@ -335,9 +335,7 @@ class _NeverEnded:
         k = bisect.bisect_left(exact, end)
         return n + k, total + sum(exact[:k])
 
-    def locate(
-        self, key: tuple[str, str], end: int, rank: int, ended: _OpenStays
-    ) -> int | _Lookup:
+    def locate(self, key: tuple[str, str], end: int, rank: int, ended: _OpenStays) -> int | _Lookup:
         """The entry time of ascending ``rank`` among these and ``ended`` that are before ``end``.
 
         ``key``: this group and stage; ``ended``: the entries of the stays open at ``end`` that

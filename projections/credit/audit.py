@@ -17,10 +17,9 @@ import sqlalchemy as sa
 from eventsourcing.utils import resolve_topic
 
 from ledger.events import FactAmended, FactRetracted
-from projections.credit.attribution import credit_key
 from projections.credit.data import UNIT, CreditData, Deal, load_deal
 from projections.credit.derive import FEEDS
-from projections.credit.journeys import DAY_US, NO_TOUCH, Touch, credit, shares
+from projections.credit.journeys import DAY_US, NO_TOUCH, Touch, credit, credit_key, shares
 from projections.credit.models import DEFAULT_HALF_LIFE, MODEL_NAMES, Model, named_model
 from projections.credit.sourced import sourced_by
 from projections.errors import ReportError

@@ -206,8 +206,9 @@ class Wanted:
     """What a report reads: the deals whose milestones can fall in its window, and their leads.
 
     ``opened``: deals opened in the window; ``closed``: deals with a close of one of these kinds
-    in the window; ``types``: only these opportunity types (None: all); ``opportunity_id``: that
-    deal alone, whenever it opened (before the cap). ``journeys``: read the leads' touches too
+    in the window; ``span``: ``[lo, hi)`` instead of the window's periods; ``types``: only these
+    opportunity types (None: all); ``opportunity_id``: that deal alone, whenever it opened
+    (before the cap); ``opportunity_ids``: those deals. ``journeys``: read the leads' touches too
     (the sourced rule needs only the leads, which carry their first touch); ``lookback_days``:
     from the earliest journey start of a batch (None: every touch before the cap).
     """
@@ -218,6 +219,8 @@ class Wanted:
     opportunity_id: str | None = None
     journeys: bool = True
     lookback_days: int | None = None
+    span: tuple[int, int] | None = None
+    opportunity_ids: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -255,10 +258,12 @@ def _deal_query(reading: Reading) -> sa.Select[Any] | None:
         where.append(deal.c.opp_type.in_(wanted.types))
     if wanted.opportunity_id is not None:
         where.append(deal.c.opportunity_id == wanted.opportunity_id)
+    elif wanted.opportunity_ids is not None:
+        where.append(deal.c.opportunity_id.in_(wanted.opportunity_ids))
     else:
         if not window.periods:
             return None
-        lo, hi = window.periods[0].start, window.periods[-1].end
+        lo, hi = wanted.span or (window.periods[0].start, window.periods[-1].end)
         picks = []
         if wanted.opened:
             picks.append(sa.and_(deal.c.opened_us >= lo, deal.c.opened_us < hi))

@@ -21,6 +21,7 @@ from projections.credit.journeys import DAY_US
 from projections.opportunities import SCALE
 from projections.rollup import LOST, WON
 from projections.schema import DEAL_MEASURES
+from projections.window import Window
 
 
 class RolledRow(NamedTuple):
@@ -49,9 +50,62 @@ class Rolled:
         return not any(lo <= at < hi for lo, hi in self.pieces)
 
 
+def max_places(counts: list[int]) -> int:
+    """The most decimal places among summed amounts, from the counts with 1, 2, 3 and 4."""
+    return max((places for places, n in enumerate(counts, 1) if n), default=0)
+
+
+def exact_sum(units: int, counts: list[int]) -> Decimal | None:
+    """A roll-up's amount sum from its units and counts (odd, then 1 to 4 decimal places).
+
+    None when an amount finer than a ten-thousandth is among those summed.
+    """
+    odd, *places = counts
+    return None if odd else decimal_sum(units, max_places(places))
+
+
 def decimal_sum(units: int, places: int) -> Decimal:
     """A sum of amounts from its ten-thousandths, with as many decimal places as its amounts."""
     return (Decimal(units) / SCALE).quantize(Decimal(1).scaleb(-places))
+
+
+@dataclass(frozen=True)
+class Days:
+    """A window split for a per-day roll-up: its whole UTC days, and what the tables answer."""
+
+    spans: list[list[tuple[int | None, int]]]  # per period, its whole-day ranges
+    pieces: list[tuple[int, int]]  # the partial days, [lo, hi)
+    cap_day: int  # a close whose next close is on or after this UTC day is an outcome
+    following: tuple[int, int] | None  # next closes in here (after the cap) leave outcomes
+
+    @property
+    def whole(self) -> list[tuple[int | None, int]]:
+        """Every whole-day range, of every period."""
+        return [span for ranges in self.spans for span in ranges]
+
+    def where(self, day: sa.ColumnElement[int]) -> list[sa.ColumnElement[bool]]:
+        """Conditions on a roll-up's ``day`` column that keep the whole days' range."""
+        whole = self.whole
+        return [
+            day >= min(first for first, _ in whole if first is not None),
+            day < max(last for _, last in whole),
+        ]
+
+    def bucket(self, day: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+        """The index of the period whose whole days hold ``day`` (NULL when none does)."""
+        return day_bucket(day, self.spans).label("bucket")
+
+
+def split_days(window: Window) -> Days:
+    """The window's periods as whole UTC days and partial days, and the cap's day."""
+    plan = plan_ranges([(p.start, p.end) for p in window.periods])
+    spans = [[*months, *days] for months, days in zip(plan.months, plan.days, strict=True)]
+    cap_day = -(-window.cap // DAY_US)
+    pieces = [piece for ranges in plan.partial for piece in ranges]
+    following = None
+    if window.cap < cap_day * DAY_US and any(spans):
+        following = (window.cap, cap_day * DAY_US)
+    return Days(spans, pieces, cap_day, following)
 
 
 def read_rolled(reading: Reading, whats: tuple[str, ...], *, by_channel: bool) -> Rolled | None:
@@ -60,41 +114,26 @@ def read_rolled(reading: Reading, whats: tuple[str, ...], *, by_channel: bool) -
     None when an amount finer than a ten-thousandth falls in the window: its exact sum is not in
     the roll-up, and the report reads the tables instead.
     """
-    window = reading.window
-    plan = plan_ranges([(p.start, p.end) for p in window.periods])
-    spans = [[*months, *days] for months, days in zip(plan.months, plan.days, strict=True)]
-    whole = [span for ranges in spans for span in ranges]
-    cap_day = -(-window.cap // DAY_US)  # closes whose next close is on or after it are outcomes
+    days = split_days(reading.window)
     rows: list[RolledRow] = []
-    if whole:
+    if days.whole:
         roll = reading.table("roll_deal")
-        bucket = day_bucket(roll.c.day, spans).label("bucket")
         channel = roll.c.channel if by_channel else sa.literal("", sa.String)
-        keys = (bucket, roll.c.what, roll.c.type, roll.c.currency)
+        keys = (days.bucket(roll.c.day), roll.c.what, roll.c.type, roll.c.currency)
         query = (
             sa.select(*keys, channel, *(sa.func.sum(roll.c[m]) for m in DEAL_MEASURES))
-            .where(
-                roll.c.what.in_(whats),
-                roll.c.day >= min(first for first, _ in whole if first is not None),
-                roll.c.day < max(last for _, last in whole),
-                roll.c.until >= cap_day,
-            )
+            .where(roll.c.what.in_(whats), *days.where(roll.c.day), roll.c.until >= days.cap_day)
             .group_by(*keys, *([channel] if by_channel else []))
         )
         for index, what, kind, currency, key, *sums in reading.conn.execute(query):
             if index is None:
                 continue
-            n, units, cycle, odd, *places = (int(x) for x in sums)
-            if odd:
+            n, units, cycle, *counts = (int(x) for x in sums)
+            amount = exact_sum(units, counts)
+            if amount is None:
                 return None
-            digits = max((p for p, count in enumerate(places, 1) if count), default=0)
-            amount = decimal_sum(units, digits)
             rows.append(RolledRow(index, what, kind, currency, key, n, amount, cycle))
-    pieces = [piece for ranges in plan.partial for piece in ranges]
-    following = None
-    if window.cap < cap_day * DAY_US and whole:
-        following = (window.cap, cap_day * DAY_US)
-    return Rolled(rows, pieces, following)
+    return Rolled(rows, days.pieces, days.following)
 
 
 def outcome_closes(

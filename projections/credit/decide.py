@@ -17,15 +17,8 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from projections.credit.data import (
-    ACCOUNTS_PER_BATCH,
-    LEADS_PER_QUERY,
-    Contact,
-    CreditData,
-    Deal,
-    read_contacts,
-)
-from projections.periods import FOREVER
+from projections.credit.data import Contact, CreditData, Deal
+from projections.credit.kept import deal_data
 from projections.schema import Tables
 
 NO_CHANNEL = ""  # the key of a deal with no deciding lead, or whose lead has no channel
@@ -87,25 +80,13 @@ def as_deal(row: Mapping[Any, Any]) -> Deal:
     )
 
 
+def channels_of(data: CreditData) -> dict[str, str]:
+    """The deciding channel key of each of ``data``'s deals."""
+    return {opp: channel_key(data, deal) for opp, deal in data.deals.items()}
+
+
 def deal_channels(
     conn: sa.Connection, t: Tables, rows: Iterable[Mapping[Any, Any]]
 ) -> dict[str, str]:
-    """The deciding channel key of each current ``rl_deal`` row, from the current contacts.
-
-    Reads the contacts of the deals' accounts, then the named leads not among them, in batches.
-    """
-    deals = [as_deal(row) for row in rows]
-    contact = t["contact"]
-    current = contact.c.known_to == FOREVER
-    contacts: dict[str, Contact] = {}
-    accounts = sorted({deal.account_id for deal in deals})
-    for start in range(0, len(accounts), ACCOUNTS_PER_BATCH):
-        chunk = accounts[start : start + ACCOUNTS_PER_BATCH]
-        contacts.update(read_contacts(conn, contact, current, "account_id", chunk))
-    named = {lead for deal in deals for lead in (*deal.lead_ids, *deal.contact_ids)}
-    missing = sorted(named - contacts.keys())
-    for start in range(0, len(missing), LEADS_PER_QUERY):
-        chunk = missing[start : start + LEADS_PER_QUERY]
-        contacts.update(read_contacts(conn, contact, current, "lead_id", chunk))
-    data = CreditData({deal.opportunity_id: deal for deal in deals}, contacts, {}, {})
-    return {deal.opportunity_id: channel_key(data, deal) for deal in deals}
+    """The deciding channel key of each current ``rl_deal`` row, from the current contacts."""
+    return channels_of(deal_data(conn, t, [as_deal(row) for row in rows], touches=False))

@@ -29,6 +29,7 @@ from projections.credit.models import Model
 
 DAY_US = 86_400_000_000
 NO_TOUCH = "(no touch)"
+NO_CAMPAIGN = "(no campaign)"
 
 
 class Touch(NamedTuple):
@@ -48,6 +49,15 @@ class Touch(NamedTuple):
 
 
 ORDER = itemgetter(1, 5, 6)  # Touch.order, as a fast sort key
+
+
+def credit_key(touch: Touch | None, by: str) -> str:
+    """The campaign id or channel a touch counts for (``(no touch)``, ``(no campaign)``)."""
+    if touch is None:
+        return NO_TOUCH
+    if by == "channel":
+        return touch.channel
+    return touch.campaign_id or NO_CAMPAIGN
 
 
 @dataclass(frozen=True)

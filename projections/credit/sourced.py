@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from projections.balances import usable
-from projections.credit.attribution import wanted
+from projections.credit.credited import wanted
 from projections.credit.data import CreditData, Deal, Reading, Wanted, check_tables, read
 from projections.credit.dealroll import outcome_closes, read_rolled
 from projections.credit.decide import deciding, key_channel, rule_channel

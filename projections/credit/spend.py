@@ -20,13 +20,13 @@ from fractions import Fraction
 import sqlalchemy as sa
 
 from projections.credit.allocation import allocate
-from projections.credit.attribution import credit_key, credited_parts, wanted
-from projections.credit.data import check_tables, load_campaigns, read
+from projections.credit.credited import credit_sums
+from projections.credit.data import check_tables, load_campaigns
 from projections.gc_pause import without_gc
 from projections.periods import Calendar
 from projections.reading import Reader
 from projections.report import Report
-from projections.window import PeriodIndex, Window
+from projections.window import Window
 
 RATIO = Decimal("0.01")
 UNASSIGNED = "(unknown campaign)"
@@ -94,19 +94,14 @@ def _spend_sums(window: Window, spend: list[Spend], campaigns: Campaigns, sums: 
 
 def _sums(reader: Reader, window: Window, campaigns: Campaigns) -> Sums:
     """Spend, pipeline credit and revenue credit per period, currency and campaign or channel."""
-    options = window.options.credit
     sums: Sums = defaultdict(lambda: [Decimal(0)] * 3)
     _spend_sums(window, load_spend(reader, window), campaigns, sums)
-    find = PeriodIndex(window)
     metrics = ("pipeline", "revenue")
-    for data in read(reader, window, wanted(options, metrics), campaigns):
-        for column, metric in enumerate(metrics, 1):
-            for period, _, currency, parts in credited_parts(data, window, metric, find):
-                if currency is None:
-                    continue
-                for touch, part in parts:
-                    if part:
-                        sums[period, currency, credit_key(touch, options.by)][column] += part
+    credited = credit_sums(reader, window, metrics, campaigns)
+    for column, metric in enumerate(metrics, 1):
+        for (period, currency, key), tally in credited[metric].rows.items():
+            if currency is not None:
+                sums[period, currency, key][column] += tally.amount
     return sums
 
 

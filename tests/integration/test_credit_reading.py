@@ -26,11 +26,10 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import projections.credit.attribution as attribution_module
+import projections.credit.credited as credited_module
 import projections.credit.data as data_module
 import projections.credit.revenue as revenue_module
 import projections.credit.sourced as sourced_module
-import projections.credit.spend as spend_module
 from ledger import open_ledger, parse_fact
 from ledger.storage import parse_url
 from projections.api import Reports
@@ -144,8 +143,9 @@ def oracle_reports(url: str, options: ReportOptions, monkeypatch: pytest.MonkeyP
                 tally.arr(index, kind, currency, Decimal(amount))
 
     with monkeypatch.context() as patch:
-        for module in (attribution_module, spend_module, sourced_module):
+        for module in (credited_module, sourced_module):
             patch.setattr(module, "read", read)
+        patch.setattr(credited_module, "usable", lambda *_: False)
         patch.setattr(revenue_module, "usable", lambda *_: False)
         patch.setattr(revenue_module, "_exact", revenue_exact)
         patch.setattr(CreditData, "journal", lambda *_: None)
@@ -527,6 +527,7 @@ def test_deals_outside_the_window_are_not_read(url, monkeypatch):
         return found
 
     monkeypatch.setattr(data_module, "select_deals", spy)
+    monkeypatch.setattr(credited_module, "usable", lambda *_: False)  # read the tables
     credit_by_campaign(url, window_options())
     assert sorted(seen) == ["O2", "O4"]
     seen.clear()
