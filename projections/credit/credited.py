@@ -198,9 +198,9 @@ def _rolled(
     out = {metric: Credit() for metric in metrics}
     if days.whole and not _add_rolled(reading, days, out):
         return None
-    for lo, hi in days.pieces:
-        piece = Reading(reading.conn, reading.reader, window, _within(reading.wanted, (lo, hi)))
-        _from_tables(piece, out, campaigns, _between(lo, hi))
+    if days.pieces:  # one read for every partial day of the window
+        pieces = Reading(reading.conn, reading.reader, window, _within(reading.wanted, days))
+        _from_tables(pieces, out, campaigns, lambda at: not _whole(days, at))
     if days.following is not None and "revenue" in out:
         first, last = window.periods[0].start, window.periods[-1].end
         query = outcome_closes(reading, first, last, days.following)
@@ -219,20 +219,15 @@ def _rolled(
     return out
 
 
-def _within(wanted: Wanted, span: tuple[int, int]) -> Wanted:
-    """``wanted``, for the milestones in ``span`` only."""
+def _within(wanted: Wanted, days: Days) -> Wanted:
+    """``wanted``, for the milestones on the partial days of ``days`` only."""
     return Wanted(
         opened=wanted.opened,
         closed=wanted.closed,
         types=wanted.types,
         lookback_days=wanted.lookback_days,
-        span=span,
+        spans=tuple(days.pieces),
     )
-
-
-def _between(lo: int, hi: int) -> Callable[[int], bool]:
-    """Whether an instant falls in ``[lo, hi)``."""
-    return lambda at: lo <= at < hi
 
 
 def _whole(days: Days, at: int) -> bool:

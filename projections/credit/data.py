@@ -206,11 +206,12 @@ class Wanted:
     """What a report reads: the deals whose milestones can fall in its window, and their leads.
 
     ``opened``: deals opened in the window; ``closed``: deals with a close of one of these kinds
-    in the window; ``span``: ``[lo, hi)`` instead of the window's periods; ``types``: only these
-    opportunity types (None: all); ``opportunity_id``: that deal alone, whenever it opened
-    (before the cap); ``opportunity_ids``: those deals. ``journeys``: read the leads' touches too
-    (the sourced rule needs only the leads, which carry their first touch); ``lookback_days``:
-    from the earliest journey start of a batch (None: every touch before the cap).
+    in the window; ``spans``: in these ranges ``[lo, hi)`` instead of the window's periods;
+    ``types``: only these opportunity types (None: all); ``opportunity_id``: that deal alone,
+    whenever it opened (before the cap); ``opportunity_ids``: those deals. ``journeys``: read
+    the leads' touches too (the sourced rule needs only the leads, which carry their first
+    touch); ``lookback_days``: from the earliest journey start of a batch (None: every touch
+    before the cap).
     """
 
     opened: bool = True
@@ -219,7 +220,7 @@ class Wanted:
     opportunity_id: str | None = None
     journeys: bool = True
     lookback_days: int | None = None
-    span: tuple[int, int] | None = None
+    spans: tuple[tuple[int, int], ...] | None = None
     opportunity_ids: tuple[str, ...] | None = None
 
 
@@ -263,15 +264,14 @@ def _deal_query(reading: Reading) -> sa.Select[Any] | None:
     else:
         if not window.periods:
             return None
-        lo, hi = wanted.span or (window.periods[0].start, window.periods[-1].end)
+        spans = wanted.spans or ((window.periods[0].start, window.periods[-1].end),)
         picks = []
         if wanted.opened:
-            picks.append(sa.and_(deal.c.opened_us >= lo, deal.c.opened_us < hi))
+            picks += [sa.and_(deal.c.opened_us >= lo, deal.c.opened_us < hi) for lo, hi in spans]
         if wanted.closed:
             inner = close.alias("closed")
-            closed = sa.select(inner.c.opportunity_id).where(
-                window.known(inner), inner.c.at_us >= lo, inner.c.at_us < hi
-            )
+            within = sa.or_(*(sa.and_(inner.c.at_us >= lo, inner.c.at_us < hi) for lo, hi in spans))
+            closed = sa.select(inner.c.opportunity_id).where(window.known(inner), within)
             picks.append(deal.c.opportunity_id.in_(closed.where(inner.c.kind.in_(wanted.closed))))
         if not picks:
             return None
