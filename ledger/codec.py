@@ -187,16 +187,52 @@ def fact_class(type_name: Any) -> type[Fact]:
         raise InvalidFact(msg, "type") from None
 
 
+# Identifiers and labels are keys of the projection's tables and indexes: a PostgreSQL B-tree
+# entry holds at most 2,704 bytes, and an index holds up to seven of them (a touch's).
+MAX_KEY_BYTES = 200
+FREE_TEXT = frozenset({"reason", "name", "change_note", "company", "email"})  # never keys
+KEYED_ATTRIBUTES = ("account_id", "lead_source", "segment", "country", "owner", "channel")
+
+
+SHORT_KEY = MAX_KEY_BYTES // 4  # characters that cannot exceed the limit in UTF-8
+
+
+def check_key(value: str, field: str) -> None:
+    """Refuse an identifier or label longer than :data:`MAX_KEY_BYTES` in UTF-8."""
+    if len(value) > SHORT_KEY and (size := len(value.encode())) > MAX_KEY_BYTES:
+        raise InvalidFact(
+            f"{size} bytes; an id or label is at most {MAX_KEY_BYTES} bytes (UTF-8), shorten it",
+            field,
+        )
+
+
+def _check_keys(values: list[Any], plan: _Plan) -> None:
+    """Apply :func:`check_key` to the keyed lists and attributes of a record's parsed ``values``.
+
+    (A keyed string is checked as it is parsed.)
+    """
+    for index in plan.keyed:
+        value, field = values[index], plan.names[index]
+        if type(value) is tuple:
+            for item in value:
+                check_key(item, field)
+        elif type(value) is dict:
+            for name in KEYED_ATTRIBUTES:
+                if (item := value.get(name)) is not None:
+                    check_key(str(item), f"{field}.{name}")
+
+
 class _Plan(typing.NamedTuple):
     """What parsing a record of one fact class needs, worked out once per class."""
 
     allowed: frozenset[str]
     required: tuple[str, ...]
-    # (name, converter, optional, is a plain string, default factory) per domain field, in
-    # dataclass field order; the factory gives the default of a field the record leaves out.
-    fields: tuple[tuple[str, Converter, bool, bool, Callable[[], Any]], ...]
+    # (name, converter, optional, is a plain string, is a key, default factory) per domain field,
+    # in dataclass field order; the factory gives the default of a field the record leaves out.
+    fields: tuple[tuple[str, Converter, bool, bool, bool, Callable[[], Any]], ...]
     names: tuple[str, ...]
     rules: bool  # whether _check_domain_rules can refuse anything of this class
+    keyed: tuple[int, ...]  # the lists of ids, and the attributes, that hold ids or labels
 
 
 RULE_FIELDS = frozenset({"currency", "cost", "opportunity_type", "period_start", "period_end"})
@@ -218,17 +254,31 @@ def _plan(cls: type[Fact]) -> _Plan:
     # The state is built in dataclass field order, exactly as the dataclass __init__ sets it.
     assert tuple(specs) == (*ENVELOPE_STATE, *converters), cls
     fields = tuple(
-        (name, convert, optional, convert is parse_str, _default_factory(specs[name]))
+        (
+            name,
+            convert,
+            optional,
+            convert is parse_str,
+            convert is parse_str and name not in FREE_TEXT,
+            _default_factory(specs[name]),
+        )
         for name, (convert, optional) in converters.items()
     )
-    return _Plan(allowed, required, fields, tuple(converters), bool(RULE_FIELDS & set(specs)))
+    keyed = tuple(
+        i
+        for i, (name, (convert, _)) in enumerate(converters.items())
+        if (convert is parse_str_list and name not in FREE_TEXT)
+        or (convert is parse_mapping and name == "attributes")  # an amendment's changes: parsed
+    )
+    rules = bool(RULE_FIELDS & set(specs))
+    return _Plan(allowed, required, fields, tuple(converters), rules, keyed)
 
 
 _new = object.__new__
 _set = object.__setattr__
 
 
-def parse_fact(  # noqa: C901 - the hot path of every load, inlined on purpose
+def parse_fact(  # noqa: C901, PLR0912, PLR0915 - the hot path of every load, inlined on purpose
     record: Mapping[str, Any], *, recorded_at: datetime | None = None
 ) -> Fact:
     """Turn one canonical record into a fact, or raise :class:`InvalidFact` naming the field.
@@ -252,17 +302,24 @@ def parse_fact(  # noqa: C901 - the hot path of every load, inlined on purpose
             raise InvalidFact(f"required by {cls.type_name} but missing or blank", name)
     values: list[Any] = []
     append = values.append
-    for name, convert, optional, plain, default in plan.fields:
+    for name, convert, optional, plain, key, default in plan.fields:
         raw = get(name)
         if raw is None or (optional and raw == ""):
             append(default())
         elif plain and type(raw) is str and (text := raw.strip()):
+            if key and len(text) > SHORT_KEY:
+                check_key(text, name)
             append(text)  # parse_str's result, without the call
         else:
-            append(convert(raw, name))
+            value = convert(raw, name)
+            if key:
+                check_key(value, name)
+            append(value)
     if plan.rules:
         # Every field the rules read defaults to None, so defaults read as "not given".
         _check_domain_rules(dict(zip(plan.names, values, strict=True)))
+    if plan.keyed:
+        _check_keys(values, plan)
     # The envelope, in the order its refusals are reported; a non-blank string needs no call.
     source = record["source"]
     if type(source) is not str or not (source := source.strip()):
@@ -270,6 +327,9 @@ def parse_fact(  # noqa: C901 - the hot path of every load, inlined on purpose
     source_id = record["source_id"]
     if type(source_id) is not str or not (source_id := source_id.strip()):
         source_id = parse_str(record["source_id"], "source_id")
+    if len(source) > SHORT_KEY or len(source_id) > SHORT_KEY:
+        check_key(source, "source")
+        check_key(source_id, "source_id")
     originator_id = fact_id(source, source_id)
     stamp = get("recorded_at")
     timestamp = (
@@ -281,6 +341,8 @@ def parse_fact(  # noqa: C901 - the hot path of every load, inlined on purpose
     actor = record["actor"]
     if type(actor) is not str or not (actor := actor.strip()):
         actor = parse_str(record["actor"], "actor")
+    if len(actor) > SHORT_KEY:
+        check_key(actor, "actor")
     state: dict[str, Any] = {
         "originator_id": originator_id,
         "originator_version": 1,

@@ -31,6 +31,7 @@ from ledger.events import (
     fact_id,
     required_fields,
 )
+from tests.factories import record as factory_record
 
 # --- Strategies ----------------------------------------------------------------------------------
 
@@ -586,3 +587,49 @@ def test_id_list_that_is_not_an_array_of_ids_is_refused(value: Any):
 def test_attributes_that_are_not_an_object_are_refused(value: Any):
     """An attributes value that is not a JSON object is refused."""
     assert _refused({**CAPTURED, "attributes": value}).field == "attributes"
+
+
+@pytest.mark.parametrize(
+    ("fields", "where"),
+    [
+        ({"source_id": "x" * 201}, "source_id"),
+        ({"source": "€" * 67}, "source"),  # 201 bytes in UTF-8
+        ({"actor": "a" * 300}, "actor"),
+        ({"lead_id": "L" * 201}, "lead_id"),
+        ({"channel": "😀" * 51}, "channel"),  # 204 bytes
+        ({"campaign_id": "c" * 201}, "campaign_id"),
+    ],
+)
+def test_an_id_or_label_longer_than_an_index_allows_is_refused(fields: dict, where: str):
+    """Ids and labels are index keys: more than 200 bytes is refused, naming the field."""
+    base = {"lead_id": "L1", "channel": "web", "touch_type": "visit"}
+    record = {**factory_record("touch_recorded", "t1", **base), **fields}
+    with pytest.raises(InvalidFact) as refused:
+        parse_fact(record)
+    assert refused.value.field == where
+    assert "at most 200 bytes" in refused.value.reason
+
+
+def test_ids_up_to_the_limit_and_long_free_text_are_accepted():
+    """200 bytes is allowed (50 four-byte characters too); reasons and names are not keys."""
+    parse_fact(factory_record("touch_recorded", "x" * 200, lead_id="😀" * 50, channel="web",
+                              touch_type="visit"))
+    lost = parse_fact(factory_record("opportunity_lost", "o1", opportunity_id="O1",
+                                     reason="r" * 5000))
+    assert len(lost.reason) == 5000
+
+
+def test_long_ids_in_lists_and_attributes_are_refused():
+    """Named leads and the attributes reports group by are keys too."""
+    with pytest.raises(InvalidFact) as refused:
+        parse_fact(factory_record("opportunity_opened", "o1", opportunity_id="O1",
+                                  account_id="A1", amount="1", currency="USD",
+                                  opportunity_type="new", stage="s", lead_ids=["L1", "L" * 201]))
+    assert refused.value.field == "lead_ids"
+    with pytest.raises(InvalidFact) as refused:
+        parse_fact(factory_record("lead_updated", "u1", lead_id="L1",
+                                  attributes={"segment": "s" * 201, "notes": "n" * 5000}))
+    assert refused.value.field == "attributes.segment"
+    kept = parse_fact(factory_record("lead_updated", "u2", lead_id="L1",
+                                     attributes={"notes": "n" * 5000}))
+    assert len(kept.attributes["notes"]) == 5000
