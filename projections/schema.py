@@ -117,7 +117,12 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("source", text),
             Column("source_id", text),
             *_known(),
-            ix("anomaly", "known_to", "at_us"),
+            # covering: the report reads every column in (time) order from the index alone
+            Index(
+                f"rl_anomaly_g{gen}_report",
+                *("known_to", "at_us", "lead_id", "seq", "kind", "stage", "detail"),
+                *("source", "source_id"),
+            ),
         ),
         "opp": sa.Table(
             name("opp"),
