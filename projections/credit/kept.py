@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
@@ -65,12 +66,18 @@ def kept(options: CreditOptions) -> bool:
 
 def amount_counts(out: Counter[tuple[Any, str]], key: Any, amount: str, sign: int) -> None:
     """Add an exact decimal amount (written out) to ``key``'s units and decimal-place counts."""
+    units, places = _measured_amount(amount)
+    out[(key, "units")] += sign * units
+    if places:
+        out[(key, places)] += sign
+
+
+@lru_cache(maxsize=4096)
+def _measured_amount(amount: str) -> tuple[int, str | None]:
+    """An amount's ten-thousandths, and the measure counting its decimal places (if any)."""
     places = len(amount) - amount.index(".") - 1 if "." in amount else 0
-    out[(key, "units")] += sign * to_units(Decimal(amount))
-    if places > 4:
-        out[(key, "odd")] += sign
-    elif places:
-        out[(key, f"d{places}")] += sign
+    measure = "odd" if places > 4 else f"d{places}" if places else None
+    return to_units(Decimal(amount)), measure
 
 
 def _parts(
@@ -85,8 +92,10 @@ def _parts(
     seen: set[CreditKey] = set()
     untouched = False
     for touch, part in parts:
-        written = format(part, "f")
-        amount_counts(out, total, written, 1)
+        units, places = _measured_amount(format(part, "f"))
+        out[(total, "units")] += units
+        if places:
+            out[(total, places)] += 1
         if not part:
             continue  # a touch the model gives no weight: no row, as in the reports
         untouched = untouched or touch is None
@@ -100,7 +109,9 @@ def _parts(
                 currency,
                 credit_key(touch, split),
             )
-            amount_counts(out, key, written, 1)
+            out[(key, "units")] += units
+            if places:
+                out[(key, places)] += 1
             if touch is not None:
                 out[(key, "touches")] += 1
             seen.add(key)
