@@ -11,6 +11,7 @@ UTC day but after the cap. Other models, lookbacks and ledger times read the tab
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from projections.credit.data import (
     read,
     select_deals,
 )
-from projections.credit.dealroll import Days, exact_sum, outcome_closes, split_days
+from projections.credit.dealroll import Days, exact_sum, on_whole_day, outcome_closes, split_days
 from projections.credit.journeys import Crediting, Touch, credit_key
 from projections.credit.kept import TOTAL, kept
 from projections.credit.options import CreditOptions
@@ -193,46 +194,27 @@ def _rolled(
     the tables).
     """
     window = reading.window
-    options = window.options.credit
     days = split_days(window)
     out = {metric: Credit() for metric in metrics}
     if days.whole and not _add_rolled(reading, days, out):
         return None
     if days.pieces:  # one read for every partial day of the window
-        pieces = Reading(reading.conn, reading.reader, window, _within(reading.wanted, days))
-        _from_tables(pieces, out, campaigns, lambda at: not _whole(days, at))
+        spans = dataclasses.replace(reading.wanted, spans=tuple(days.pieces))
+        pieces = Reading(reading.conn, reading.reader, window, spans)
+        _from_tables(pieces, out, campaigns, lambda at: not on_whole_day(days.pieces, at))
     if days.following is not None and "revenue" in out:
         first, last = window.periods[0].start, window.periods[-1].end
         query = outcome_closes(reading, first, last, days.following)
         ids = sorted({row[7] for row in reading.conn.execute(query) if row[1] == "won"})
         for start in range(0, len(ids), IDS_PER_QUERY):
             chunk = tuple(ids[start : start + IDS_PER_QUERY])
-            wins = Wanted(
-                opened=False,
-                types=options.opportunity_types,
-                lookback_days=options.lookback_days,
-                opportunity_ids=chunk,
+            wins = dataclasses.replace(
+                reading.wanted, opened=False, closed=(), opportunity_ids=chunk
             )
             revenue = {"revenue": out["revenue"]}
             following = Reading(reading.conn, reading.reader, window, wins)
-            _from_tables(following, revenue, campaigns, lambda at: _whole(days, at))
+            _from_tables(following, revenue, campaigns, lambda at: on_whole_day(days.pieces, at))
     return out
-
-
-def _within(wanted: Wanted, days: Days) -> Wanted:
-    """``wanted``, for the milestones on the partial days of ``days`` only."""
-    return Wanted(
-        opened=wanted.opened,
-        closed=wanted.closed,
-        types=wanted.types,
-        lookback_days=wanted.lookback_days,
-        spans=tuple(days.pieces),
-    )
-
-
-def _whole(days: Days, at: int) -> bool:
-    """Whether ``at`` falls on a whole day that the roll-up answered."""
-    return not any(lo <= at < hi for lo, hi in days.pieces)
 
 
 def _add_rolled(reading: Reading, days: Days, out: Credits) -> bool:

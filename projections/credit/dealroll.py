@@ -47,7 +47,12 @@ class Rolled:
 
     def whole(self, at: int) -> bool:
         """Whether ``at`` falls on a whole day the roll-up answered."""
-        return not any(lo <= at < hi for lo, hi in self.pieces)
+        return on_whole_day(self.pieces, at)
+
+
+def on_whole_day(pieces: list[tuple[int, int]], at: int) -> bool:
+    """Whether ``at`` falls outside the partial days ``pieces``: on a whole day of a roll-up."""
+    return not any(lo <= at < hi for lo, hi in pieces)
 
 
 def max_places(counts: list[int]) -> int:
