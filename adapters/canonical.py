@@ -15,15 +15,26 @@ import hashlib
 import os
 import sys
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import IO, Any, cast
 
 import orjson
 
-from adapters.pipeline import BATCH_SIZE, Item, Loader, LoadSummary, Reject, RejectsFile
+from adapters import parse_process
+from adapters.pipeline import (
+    BATCH_SIZE,
+    Item,
+    Loader,
+    LoadSummary,
+    ParsedBatch,
+    Reject,
+    RejectsFile,
+)
 from ledger.application import Ledger
 from ledger.codec import dumps, fact_to_record, parse_fact
 from ledger.errors import InvalidFact, RevledgerError
@@ -71,10 +82,36 @@ def _text(line: bytes) -> str:
     return line.decode("utf-8", "replace").rstrip("\r\n")
 
 
-def read_items(path: str, lines: IO[bytes]) -> Iterator[Item]:
-    """One item per non-blank line: the fact, or the reason it is not one."""
+def _lines_of(name: str, lines: IO[bytes]) -> Iterator[bytes]:
+    """The input's lines, numbered from 1.
+
+    A read that fails (a truncated or corrupt ``.gz``, a device error) raises
+    :class:`InputUnreadable`, naming the input and the last line read.
+    """
+    number = 0
+    try:
+        for number, line in enumerate(lines, start=1):  # noqa: B007 - counted for the message
+            yield line
+    except (EOFError, OSError, zlib.error) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        msg = (
+            f"cannot read {name} after line {number:,}: {reason}; the batches read before it "
+            "are recorded; repair or replace the file and run the same command again (it "
+            "resumes after them)"
+        )
+        raise InputUnreadable(msg) from None
+
+
+def read_items(
+    path: str, lines: IO[bytes], *, stamp: Callable[[], datetime] | None = None
+) -> Iterator[Item]:
+    """One item per non-blank line: the fact, or the reason it is not one.
+
+    ``stamp`` gives the ledger time of the facts as they are parsed (else they are stamped now,
+    and the load pipeline stamps them again per batch); a record's own ``recorded_at`` is kept.
+    """
     name = "stdin" if path == "-" else path
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(_lines_of(name, lines), start=1):
         if not line or line.isspace():  # what `not line.strip()` says, without the copy
             continue
         try:
@@ -84,7 +121,7 @@ def read_items(path: str, lines: IO[bytes]) -> Iterator[Item]:
             yield Item(number, reject=reject)
             continue
         try:
-            fact = parse_fact(record)
+            fact = parse_fact(record, recorded_at=stamp() if stamp else None)
             restored = isinstance(record, dict) and record.get("recorded_at") is not None
             yield Item(number, fact=fact, text=partial(_text, line), restored=restored)
         except InvalidFact as error:
@@ -100,8 +137,14 @@ def ingest_files(  # noqa: PLR0913 - the ledger, the files and keyword-only opti
     batch_size: int = BATCH_SIZE,
     rescan: bool = False,
     progress: FileProgress | None = None,
+    parallel: bool | None = None,
 ) -> list[LoadSummary]:
-    """Ingest canonical JSONL files, resuming each after its checkpoint unless ``rescan``."""
+    """Ingest canonical JSONL files, resuming each after its checkpoint unless ``rescan``.
+
+    ``parallel``: parse each file in a second process (:mod:`adapters.parse_process`); by
+    default, files of at least ``parse_process.MIN_BYTES`` on a machine with two or more cores.
+    Standard input is always parsed in this process.
+    """
     for path in paths:
         if path != "-" and not Path(path).is_file():
             raise InputUnreadable(f"cannot read {path}: no such file; check the path")
@@ -113,6 +156,17 @@ def ingest_files(  # noqa: PLR0913 - the ledger, the files and keyword-only opti
             summaries.append(summary)
             key = None if rescan else fingerprint(path)
             total = Path(path).stat().st_size if path != "-" else None
+            if parse_process.usable(path) if parallel is None else parallel and path != "-":
+                _ingest_parsed(
+                    ledger,
+                    path,
+                    rejects=rejects,
+                    summary=summary,
+                    key=key,
+                    batch_size=batch_size,
+                    progress=progress,
+                )
+                continue
             with open_input(path) as (lines, consumed):
                 tick = (lambda s, c=consumed, t=total: progress(s, c(), t)) if progress else None
                 loader = Loader(ledger, rejects, batch_size=batch_size, progress=tick)
@@ -122,6 +176,37 @@ def ingest_files(  # noqa: PLR0913 - the ledger, the files and keyword-only opti
     finally:
         rejects.close(resumed=any(s.skipped for s in summaries))
     return summaries
+
+
+def _ingest_parsed(  # noqa: PLR0913 - what ingest_files holds for one file
+    ledger: Ledger,
+    path: str,
+    *,
+    rejects: RejectsFile,
+    summary: LoadSummary,
+    key: str | None,
+    batch_size: int,
+    progress: FileProgress | None,
+) -> None:
+    """Ingest one file parsed by a second process (:mod:`adapters.parse_process`)."""
+    done = ledger.checkpoint(key) if key else 0
+    total = Path(path).stat().st_size
+    consumed = 0
+
+    def tick(summary: LoadSummary) -> None:
+        if progress:
+            progress(summary, consumed, total)
+
+    def batches(parsed: parse_process.ParseProcess) -> Iterator[ParsedBatch]:
+        nonlocal consumed
+        for batch in parsed:
+            consumed = batch.consumed
+            yield batch
+
+    loader = Loader(ledger, rejects, batch_size=batch_size, progress=tick)
+    with parse_process.ParseProcess(path, done=done, batch_size=batch_size) as parsed:
+        loader.load_parsed(batches(parsed), summary, key, done)
+    tick(summary)
 
 
 def export_facts(

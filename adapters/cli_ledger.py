@@ -18,7 +18,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from adapters import canonical
+from adapters import canonical, parse_process
 from adapters.pipeline import BATCH_SIZE, LoadSummary
 from adapters.render import FORMATS, render
 from ledger.codec import dumps, fact_class, fact_to_record
@@ -42,6 +42,13 @@ def register(commands: Commands[argparse.ArgumentParser]) -> None:
     ingest = commands.add_parser("ingest", help="record canonical JSONL events (docs/events.md)")
     ingest.add_argument("files", nargs="+", metavar="FILE", help="JSONL file(s); .gz ok; - = stdin")
     add_load_options(ingest)
+    ingest.add_argument(
+        "--parse-process",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="parse each file in a second process while this one records (auto: files of "
+        f"{parse_process.MIN_BYTES >> 20} MiB or more, on two or more cores; never for stdin)",
+    )
     ingest.set_defaults(handler=cmd_ingest)
 
     export = commands.add_parser("export", help="write every event as canonical JSONL")
@@ -133,8 +140,12 @@ def ingest(  # noqa: PLR0913 - one keyword per CLI option
     batch_size: int,
     fmt: str,
     rescan: bool = False,
+    parallel: bool | None = None,
 ) -> int:
-    """Ingest files with a progress bar, print the summary; the exit code tells of rejects."""
+    """Ingest files with a progress bar, print the summary; the exit code tells of rejects.
+
+    ``parallel``: parse in a second process (None: decide per file, see ``ingest_files``).
+    """
     if batch_size < 1:
         raise ConfigurationError("--batch-size must be at least 1")
     ledger = ctx.ledger(create=True)
@@ -158,6 +169,7 @@ def ingest(  # noqa: PLR0913 - one keyword per CLI option
             batch_size=batch_size,
             rescan=rescan,
             progress=tick,
+            parallel=parallel,
         )
     status = render_load(ctx, summaries, time.perf_counter() - started, rejects_path, fmt)
     if any(s.skipped for s in summaries):
@@ -201,6 +213,7 @@ def cmd_ingest(args: argparse.Namespace, ctx: Context) -> int:
         batch_size=args.batch_size,
         fmt=args.format,
         rescan=args.rescan,
+        parallel={"auto": None, "always": True, "never": False}[args.parse_process],
     )
 
 

@@ -27,10 +27,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from ledger.application import Ledger
-from ledger.codec import dumps
+from ledger.application import Encoded, Ledger
+from ledger.codec import dumps, stored_event
 from ledger.errors import InvalidFact
-from ledger.events import Fact, stamped
+from ledger.events import Fact, stamped, uuid_of
 
 BATCH_SIZE = 2000
 
@@ -123,6 +123,24 @@ class RejectsFile:
             self.path.unlink()
 
 
+@dataclass
+class ParsedBatch:
+    """A batch read, parsed and encoded ahead of recording (by :mod:`adapters.parse_process`).
+
+    It stands for the items :meth:`Loader.load` would gather into one batch: up to
+    ``batch_size`` facts and the rejects read among them. Facts are already stamped with the
+    batch's ledger time and encoded, as ``(id as an int, version, topic, state)``; a correction,
+    which recording checks against its target, comes as ``(position, fact, raw record)``.
+    """
+
+    read: int = 0
+    skipped: int = 0
+    last: int = 0  # the position of the last item read (0 if none was)
+    consumed: int = 0  # bytes of the input read so far
+    rejects: list[Reject] = field(default_factory=list)
+    entries: list[tuple[Any, ...]] = field(default_factory=list)
+
+
 Progress = Callable[[LoadSummary], None]
 
 
@@ -171,6 +189,38 @@ class Loader:
             self.flush(batch, summary, (key, last) if key else None)
         return summary
 
+    def load_parsed(
+        self, batches: Iterable[ParsedBatch], summary: LoadSummary, key: str | None, done: int
+    ) -> LoadSummary:
+        """Load batches parsed ahead, as :meth:`load` loads items (``done``: the checkpoint).
+
+        Each batch is recorded with its checkpoint in one transaction, as :meth:`load` would
+        record the same items, so a load may be resumed by either method.
+        """
+        for batch in batches:
+            summary.read += batch.read
+            summary.skipped += batch.skipped
+            for reject in batch.rejects:
+                self._reject(reject, summary)
+            if not batch.read:
+                continue
+            entries: list[Fact | Encoded] = []
+            earlier: dict[Any, Fact | Encoded] = {}
+            for entry in batch.entries:
+                if len(entry) == 3:  # a correction: (position, fact, raw record)
+                    position, fact, text = entry
+                    if not self._checked(fact, earlier, summary, position, text):
+                        continue
+                    done_entry: Fact | Encoded = fact
+                else:
+                    originator_id = uuid_of(entry[0])
+                    stored = stored_event(originator_id, entry[1], entry[2], entry[3])
+                    done_entry = Encoded(originator_id, stored)
+                entries.append(done_entry)
+                earlier[done_entry.originator_id] = done_entry
+            self._commit(entries, summary, (key, max(batch.last, done)) if key else None)
+        return summary
+
     def flush(
         self, batch: list[Item], summary: LoadSummary, checkpoint: tuple[str, int] | None
     ) -> None:
@@ -180,19 +230,43 @@ class Loader:
         stamp = datetime.now(UTC)  # a batch is committed at once, so it is known at once
         for item in batch:
             assert item.fact is not None
-            try:
-                self.ledger.check_correction(item.fact, earlier)
-            except InvalidFact as error:
-                text = item.text() if item.text else ""
-                self._reject(
-                    Reject(f"{summary.input}:{item.position}", error.field, error.reason, text),
-                    summary,
-                )
+            if not self._checked(item.fact, earlier, summary, item.position, item.text):
                 continue
             fact = item.fact if item.restored else stamped(item.fact, stamp)
             accepted.append(fact)
             earlier[fact.id] = fact
-        result = self.ledger.record(accepted, checkpoint=checkpoint)
+        self._commit(accepted, summary, checkpoint)
+
+    def _checked(
+        self,
+        fact: Fact,
+        earlier: dict[Any, Fact] | dict[Any, Fact | Encoded],
+        summary: LoadSummary,
+        position: int,
+        text: Callable[[], str] | str | None,
+    ) -> bool:
+        """Whether ``fact`` may be recorded: a correction must hold (else it is rejected).
+
+        ``text``: the raw record (or what gives it), written with a rejection.
+        """
+        try:
+            self.ledger.check_correction(fact, earlier)
+        except InvalidFact as error:
+            raw = (text if isinstance(text, str) else text()) if text else ""
+            self._reject(
+                Reject(f"{summary.input}:{position}", error.field, error.reason, raw), summary
+            )
+            return False
+        return True
+
+    def _commit(
+        self,
+        entries: list[Fact] | list[Fact | Encoded],
+        summary: LoadSummary,
+        checkpoint: tuple[str, int] | None,
+    ) -> None:
+        """Record the checked facts of one batch, and the checkpoint, in one transaction."""
+        result = self.ledger.record(entries, checkpoint=checkpoint)
         summary.recorded += len(result.recorded)
         summary.duplicates += len(result.duplicates)
         if self.progress:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import (
@@ -50,12 +50,28 @@ def psycopg_errors() -> type[Exception]:
 READ_PAGE = 5000
 
 
+class Encoded(NamedTuple):
+    """A fact that is not a correction, already encoded as its stored event.
+
+    A parsing process (:mod:`adapters.parse_process`) hands facts over in this form: the bytes
+    it encoded cost far less to pass between processes than the fact object, and recording
+    needs only the id and the stored event. Corrections are always passed as facts, since
+    recording checks them against their targets.
+    """
+
+    originator_id: uuid.UUID
+    stored: StoredEvent
+
+
+Entry = TypeVar("Entry", Fact, Fact | Encoded)
+
+
 @dataclass
-class BatchResult:
+class BatchResult(Generic[Entry]):
     """What happened to one batch: facts recorded, and facts that were already in the ledger."""
 
-    recorded: list[Fact] = field(default_factory=list)
-    duplicates: list[Fact] = field(default_factory=list)
+    recorded: list[Entry] = field(default_factory=list)
+    duplicates: list[Entry] = field(default_factory=list)
 
 
 class Ledger(Application[uuid.UUID]):
@@ -184,12 +200,19 @@ class Ledger(Application[uuid.UUID]):
         stored = self.recorder.select_events(fact_id(source, source_id), limit=1)
         return self.mapper.to_domain_event(stored[0]) if stored else None  # type: ignore[return-value]
 
-    def check_correction(self, fact: Fact, earlier: dict[uuid.UUID, Fact]) -> None:
-        """Raise unless ``fact`` (a correction) names a known fact and leaves it valid."""
+    def check_correction(
+        self, fact: Fact, earlier: dict[uuid.UUID, Fact] | dict[uuid.UUID, Fact | Encoded]
+    ) -> None:
+        """Raise unless ``fact`` (a correction) names a known fact and leaves it valid.
+
+        ``earlier``: the facts before it in its batch, by id; a correction may name one of them.
+        """
         if not isinstance(fact, CORRECTIONS):
             return
         target_id = fact_id(fact.target_source, fact.target_source_id)
-        target = earlier.get(target_id) or self._target(target_id)
+        found = earlier.get(target_id)
+        target = self.decode(found.stored) if isinstance(found, Encoded) else found
+        target = target or self._target(target_id)
         if target is None:
             msg = (
                 f"names {fact.target_source}/{fact.target_source_id}, which the ledger does "
@@ -234,10 +257,10 @@ class Ledger(Application[uuid.UUID]):
         recorder: ProcessRecorder = self.recorder  # type: ignore[assignment]
         return recorder.max_tracking_id(source_key) or 0
 
-    def partition(self, batch: list[Fact]) -> BatchResult:
+    def partition(self, batch: list[Entry]) -> BatchResult[Entry]:
         """Split a batch into new facts and duplicates (of the batch itself, or of the store)."""
-        result = BatchResult()
-        unique: dict[uuid.UUID, Fact] = {}
+        result: BatchResult[Entry] = BatchResult()
+        unique: dict[uuid.UUID, Entry] = {}
         for fact in batch:
             if fact.originator_id in unique:  # originator_id is fact.id, without the property
                 result.duplicates.append(fact)
@@ -249,19 +272,20 @@ class Ledger(Application[uuid.UUID]):
         return result
 
     def record(
-        self, facts: Iterable[Fact], checkpoint: tuple[str, int] | None = None
-    ) -> BatchResult:
+        self, facts: Iterable[Entry], checkpoint: tuple[str, int] | None = None
+    ) -> BatchResult[Entry]:
         """Record a batch atomically; facts already in the ledger are returned as duplicates.
 
         ``checkpoint`` = (source key, position) is written in the same transaction (an
         eventsourcing tracking record), so a load resumed after a crash starts exactly after
-        the last committed batch. Positions of one source key must increase.
+        the last committed batch. Positions of one source key must increase. The batch may
+        hold facts already encoded (:class:`Encoded`), which are written as they are.
         """
         batch = list(facts)
         tracking = Tracking(*checkpoint) if checkpoint else None
         for _attempt in range(MAX_CONFLICT_RETRIES):
             result = self.partition(batch)
-            seen: dict[uuid.UUID, Fact] = {}
+            seen: dict[uuid.UUID, Fact | Encoded] = {}
             for fact in result.recorded:
                 if isinstance(fact, CORRECTIONS):  # the only facts check_correction checks
                     self.check_correction(fact, seen)
@@ -272,7 +296,7 @@ class Ledger(Application[uuid.UUID]):
                 # The mapper and recorder directly: Application.save() would re-inspect every
                 # event, and EventStore.put() builds a notification object per event that no
                 # caller reads.
-                stored = list(map(self.mapper.to_stored_event, result.recorded))
+                stored = list(map(self._stored, result.recorded))
                 self.recorder.insert_events(stored, tracking=tracking)
             except IntegrityError:
                 # Another writer recorded some of these facts, or moved this checkpoint on.
@@ -285,6 +309,12 @@ class Ledger(Application[uuid.UUID]):
             return result
         msg = f"gave up after {MAX_CONFLICT_RETRIES} write conflicts with concurrent writers"
         raise StoreUnavailable(msg)
+
+    def _stored(self, entry: Fact | Encoded) -> StoredEvent:
+        """The stored event of a fact, or of one already encoded."""
+        if isinstance(entry, Encoded):
+            return entry.stored
+        return self.mapper.to_stored_event(entry)
 
     # --- reading ---------------------------------------------------------------------------------
 

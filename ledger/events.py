@@ -58,7 +58,11 @@ def fact_id(source: str, source_id: str) -> uuid.UUID:
     """
     digest = _NAMESPACE_SHA1.copy()
     digest.update(f"{len(source)}:{source}:{source_id}".encode())
-    value = (int.from_bytes(digest.digest()[:16]) & _UUID5_CLEAR) | _UUID5_SET
+    return uuid_of((int.from_bytes(digest.digest()[:16]) & _UUID5_CLEAR) | _UUID5_SET)
+
+
+def uuid_of(value: int) -> uuid.UUID:
+    """``uuid.UUID(int=value)`` for a value known to fit, without the argument checks."""
     result: uuid.UUID = _new_object(uuid.UUID)
     _set_slot(result, "int", value)
     _set_slot(result, "is_safe", _SAFE_UNKNOWN)

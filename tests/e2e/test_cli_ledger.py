@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import signal
 import subprocess
@@ -66,15 +67,21 @@ def test_ingesting_the_same_file_twice_changes_nothing(db_url: str, funnel: Path
     assert run("--db", db_url, "export").stdout == before
 
 
+@pytest.mark.parametrize("parse", ["never", "always"])
 def test_killed_ingest_resumes_after_its_last_committed_batch(
-    db_url: str, tmp_path: Path
+    db_url: str, tmp_path: Path, parse: str
 ) -> None:
-    """SIGKILL mid-ingest, re-run: everything lands once, nothing is re-recorded or lost."""
+    """SIGKILL mid-ingest, re-run: everything lands once, nothing is re-recorded or lost.
+
+    With ``--parse-process always`` the killed ingest had a child parsing for it; the re-run
+    parses in one process, so a load started one way resumes the other.
+    """
     big = tmp_path / "big.jsonl"
     run("generate", "--leads", "3000", "--seed", "5", "--out", str(big))
     total = len(big.read_bytes().splitlines())
     run("--db", db_url, "init")
-    proc = subprocess.Popen([REVLEDGER, "--db", db_url, "ingest", str(big), "--batch-size", "100"],  # noqa: S603 - our own command
+    proc = subprocess.Popen([REVLEDGER, "--db", db_url, "ingest", str(big), "--batch-size", "100",  # noqa: S603 - our own command
+                             "--parse-process", parse],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and position(db_url) < total // 4:
@@ -181,6 +188,30 @@ def test_missing_ledger_is_one_clear_line(tmp_path: Path) -> None:
     assert "revledger --db" in done.stderr
     assert "init" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("parse", ["never", "always"])
+def test_truncated_gzip_input_is_one_clear_line(sqlite_url: str, tmp_path: Path,
+                                                parse: str) -> None:
+    """A .gz cut short is one line naming the file, without a traceback; then it resumes.
+
+    The re-run of the repaired file records everything once.
+    """
+    plain = tmp_path / "funnel.jsonl"
+    run("generate", "--leads", "300", "--seed", "3", "--out", str(plain))
+    packed = gzip.compress(plain.read_bytes())
+    source = tmp_path / "funnel.jsonl.gz"
+    source.write_bytes(packed[: len(packed) * 2 // 3])
+    done = run("--db", sqlite_url, "ingest", str(source), "--batch-size", "50",
+               "--parse-process", parse, check=False)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0
+    assert f"cannot read {source} after line " in done.stderr
+    source.write_bytes(packed)
+    summary = ingest_summary(sqlite_url, str(source))
+    assert summary["recorded"] + summary["duplicates"] == len(plain.read_bytes().splitlines())
+    assert position(sqlite_url) == len(plain.read_bytes().splitlines())
 
 
 def test_unreachable_postgres_is_one_clear_line() -> None:
