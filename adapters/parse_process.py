@@ -220,6 +220,7 @@ def parse_batches(path: str, *, done: int, batch_size: int) -> Iterator[ParsedBa
             if isinstance(fact, CORRECTIONS):
                 assert item.text is not None
                 batch.entries.append((item.position, fact, item.text()))
+                batch.corrections += 1
             else:
                 stored = encode(fact)
                 batch.entries.append(

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ledger.application import Encoded, Ledger
-from ledger.codec import dumps, stored_event
+from ledger.codec import dumps
 from ledger.errors import InvalidFact
 from ledger.events import Fact, stamped, uuid_of
 
@@ -137,6 +137,7 @@ class ParsedBatch:
     skipped: int = 0
     last: int = 0  # the position of the last item read (0 if none was)
     consumed: int = 0  # bytes of the input read so far
+    corrections: int = 0  # how many of ``entries`` are corrections
     rejects: list[Reject] = field(default_factory=list)
     entries: list[tuple[Any, ...]] = field(default_factory=list)
 
@@ -204,22 +205,29 @@ class Loader:
                 self._reject(reject, summary)
             if not batch.read:
                 continue
-            entries: list[Fact | Encoded] = []
-            earlier: dict[Any, Fact | Encoded] = {}
-            for entry in batch.entries:
-                if len(entry) == 3:  # a correction: (position, fact, raw record)
-                    position, fact, text = entry
-                    if not self._checked(fact, earlier, summary, position, text):
-                        continue
-                    done_entry: Fact | Encoded = fact
-                else:
-                    originator_id = uuid_of(entry[0])
-                    stored = stored_event(originator_id, entry[1], entry[2], entry[3])
-                    done_entry = Encoded(originator_id, stored)
-                entries.append(done_entry)
-                earlier[done_entry.originator_id] = done_entry
+            entries: list[Fact | Encoded]
+            if not batch.corrections:
+                entries = [Encoded(uuid_of(i), *rest) for i, *rest in batch.entries]
+            else:
+                entries = self._checked_entries(batch, summary)
             self._commit(entries, summary, (key, max(batch.last, done)) if key else None)
         return summary
+
+    def _checked_entries(self, batch: ParsedBatch, summary: LoadSummary) -> list[Fact | Encoded]:
+        """A parsed batch's facts, less the corrections that do not hold (rejected)."""
+        entries: list[Fact | Encoded] = []
+        earlier: dict[Any, Fact | Encoded] = {}
+        for entry in batch.entries:
+            if len(entry) == 3:  # a correction: (position, fact, raw record)
+                position, fact, text = entry
+                if not self._checked(fact, earlier, summary, position, text):
+                    continue
+                checked: Fact | Encoded = fact
+            else:
+                checked = Encoded(uuid_of(entry[0]), *entry[1:])
+            entries.append(checked)
+            earlier[checked.originator_id] = checked
+        return entries
 
     def flush(
         self, batch: list[Item], summary: LoadSummary, checkpoint: tuple[str, int] | None

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import (
@@ -51,16 +51,19 @@ READ_PAGE = 5000
 
 
 class Encoded(NamedTuple):
-    """A fact that is not a correction, already encoded as its stored event.
+    """A fact that is not a correction, already encoded: its stored event's four fields.
 
     A parsing process (:mod:`adapters.parse_process`) hands facts over in this form: the bytes
     it encoded cost far less to pass between processes than the fact object, and recording
-    needs only the id and the stored event. Corrections are always passed as facts, since
-    recording checks them against their targets.
+    needs only these. A recorder reads exactly these attributes of a stored event, so one is
+    written as it is. Corrections are always passed as facts, since recording checks them
+    against their targets.
     """
 
     originator_id: uuid.UUID
-    stored: StoredEvent
+    originator_version: int
+    topic: str
+    state: bytes
 
 
 Entry = TypeVar("Entry", Fact, Fact | Encoded)
@@ -72,6 +75,7 @@ class BatchResult(Generic[Entry]):
 
     recorded: list[Entry] = field(default_factory=list)
     duplicates: list[Entry] = field(default_factory=list)
+    held: int = 0  # how many of the duplicates the store held (the others repeat the batch)
 
 
 class Ledger(Application[uuid.UUID]):
@@ -83,6 +87,7 @@ class Ledger(Application[uuid.UUID]):
         """Open the store that ``config`` names; ``create`` makes the tables when missing."""
         self.config = config
         self._targets: dict[uuid.UUID, Fact] = {}
+        self._expect_new = False  # whether the next batch's facts are likely all new (record)
         if config.backend == "sqlite" and not create:
             path = config.env["SQLITE_DBNAME"]
             if path != ":memory:" and not Path(path).exists():
@@ -211,7 +216,7 @@ class Ledger(Application[uuid.UUID]):
             return
         target_id = fact_id(fact.target_source, fact.target_source_id)
         found = earlier.get(target_id)
-        target = self.decode(found.stored) if isinstance(found, Encoded) else found
+        target = self.decode(cast("StoredEvent", found)) if isinstance(found, Encoded) else found
         target = target or self._target(target_id)
         if target is None:
             msg = (
@@ -257,8 +262,11 @@ class Ledger(Application[uuid.UUID]):
         recorder: ProcessRecorder = self.recorder  # type: ignore[assignment]
         return recorder.max_tracking_id(source_key) or 0
 
-    def partition(self, batch: list[Entry]) -> BatchResult[Entry]:
-        """Split a batch into new facts and duplicates (of the batch itself, or of the store)."""
+    def partition(self, batch: list[Entry], *, look_up: bool = True) -> BatchResult[Entry]:
+        """Split a batch into new facts and duplicates (of the batch itself, or of the store).
+
+        Without ``look_up``, the store is not asked: only repeats inside the batch are found.
+        """
         result: BatchResult[Entry] = BatchResult()
         unique: dict[uuid.UUID, Entry] = {}
         for fact in batch:
@@ -266,9 +274,10 @@ class Ledger(Application[uuid.UUID]):
                 result.duplicates.append(fact)
             else:
                 unique[fact.originator_id] = fact
-        present = self.existing(list(unique))
+        present = self.existing(list(unique)) if look_up else set()
         for key, fact in unique.items():
             (result.duplicates if key in present else result.recorded).append(fact)
+        result.held = len(present)
         return result
 
     def record(
@@ -280,11 +289,20 @@ class Ledger(Application[uuid.UUID]):
         eventsourcing tracking record), so a load resumed after a crash starts exactly after
         the last committed batch. Positions of one source key must increase. The batch may
         hold facts already encoded (:class:`Encoded`), which are written as they are.
+
+        After a batch in which the store held none of the facts, the next is written without
+        asking the store first (a load of new facts saves one query per batch): the store's
+        primary key still refuses a fact it holds, which fails the whole transaction, and the
+        batch is then partitioned against the store and written again, as after a conflict
+        with another writer. Batches are asked about first again until one holds no fact the
+        store had.
         """
         batch = list(facts)
         tracking = Tracking(*checkpoint) if checkpoint else None
-        for _attempt in range(MAX_CONFLICT_RETRIES):
-            result = self.partition(batch)
+        for attempt in range(MAX_CONFLICT_RETRIES):
+            look_up = attempt > 0 or not self._expect_new
+            result = self.partition(batch, look_up=look_up)
+            self._expect_new = not result.held
             seen: dict[uuid.UUID, Fact | Encoded] = {}
             for fact in result.recorded:
                 if isinstance(fact, CORRECTIONS):  # the only facts check_correction checks
@@ -299,7 +317,8 @@ class Ledger(Application[uuid.UUID]):
                 stored = list(map(self._stored, result.recorded))
                 self.recorder.insert_events(stored, tracking=tracking)
             except IntegrityError:
-                # Another writer recorded some of these facts, or moved this checkpoint on.
+                # The store held some of these facts (not asked first), another writer
+                # recorded some of them, or moved this checkpoint on.
                 if tracking:
                     moved_on = self.checkpoint(tracking.application_name)
                     tracking = tracking if moved_on < tracking.notification_id else None
@@ -313,7 +332,7 @@ class Ledger(Application[uuid.UUID]):
     def _stored(self, entry: Fact | Encoded) -> StoredEvent:
         """The stored event of a fact, or of one already encoded."""
         if isinstance(entry, Encoded):
-            return entry.stored
+            return cast("StoredEvent", entry)  # the same four attributes
         return self.mapper.to_stored_event(entry)
 
     # --- reading ---------------------------------------------------------------------------------

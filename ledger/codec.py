@@ -427,27 +427,6 @@ def _stored_class(cls: type[Fact]) -> tuple[str, int]:
     return get_topic(cls), getattr(cls, "class_version", 1)
 
 
-def stored_event(
-    originator_id: Any, originator_version: int, topic: str, state: bytes
-) -> StoredEvent:
-    """A stored event, built without the frozen dataclass's per-field ``__setattr__`` calls.
-
-    The same object as ``StoredEvent(originator_id, originator_version, topic, state)``.
-    """
-    stored: StoredEvent = _new(StoredEvent)
-    _set(
-        stored,
-        "__dict__",
-        {
-            "originator_id": originator_id,
-            "originator_version": originator_version,
-            "topic": topic,
-            "state": state,
-        },
-    )
-    return stored
-
-
 class FactMapper(Mapper[Any]):
     """Maps facts to stored events and back, restoring field types from the fact's class."""
 
@@ -463,7 +442,20 @@ class FactMapper(Mapper[Any]):
         originator_version = state.pop("originator_version")
         if class_version > 1:
             state["class_version"] = class_version
-        return stored_event(originator_id, originator_version, topic, dumps(state))
+        # StoredEvent(originator_id, originator_version, topic, state), without the frozen
+        # dataclass's per-field object.__setattr__ calls.
+        stored: StoredEvent = _new(StoredEvent)
+        _set(
+            stored,
+            "__dict__",
+            {
+                "originator_id": originator_id,
+                "originator_version": originator_version,
+                "topic": topic,
+                "state": dumps(state),
+            },
+        )
+        return stored
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         """Rebuild a fact from its stored state, upcasting older class versions."""

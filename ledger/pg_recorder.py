@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from eventsourcing.persistence import (
     InterfaceError,
     OperationalError,
@@ -52,6 +53,10 @@ class CopyProcessRecorder(PostgresProcessRecorder):
       sequence while the lock is held, in one statement, and written explicitly by the
       ``COPY`` (which has no ``RETURNING``); the events get exactly the ids a plain
       ``INSERT`` would have given them;
+    - **no gap from a refused batch**: the ``COPY`` runs in a savepoint, so when the table
+      refuses it (a fact it already holds: the ledger writes a batch of likely new facts
+      without asking first), the lock is still held and the drawn ids are given back to the
+      sequence before the transaction rolls back, provided no one drew after them;
     - **NOTIFY** on the table's channel, as the parent does, so subscriptions wake up.
 
     The parent's optional database function (``POSTGRES_ENABLE_DB_FUNCTIONS``) is not used:
@@ -98,6 +103,17 @@ class CopyProcessRecorder(PostgresProcessRecorder):
             "CASE WHEN max(id) - min(id) + 1 = count(*) THEN NULL "
             "ELSE array_agg(id ORDER BY id) END AS ids "
             "FROM drawn"
+        )
+        # Gives back the ids a refused COPY drew, so that a batch refused because it held a
+        # fact the table already has leaves no gap in the ids. Only while no one else drew
+        # after them: the sequence's last value must still be the last id drawn.
+        self.give_back_notification_ids_statement = SQL(
+            "WITH seq AS ("
+            "    SELECT pg_get_serial_sequence(format('%%I.%%I', %s::text, %s::text),"
+            "                                  'notification_id')::regclass AS oid"
+            ") "
+            "SELECT setval(oid, %s::bigint, false) FROM seq "
+            "WHERE pg_sequence_last_value(oid) = %s::bigint"
         )
         self.originator_id_pg_type = (
             "uuid" if self.datastore.originator_id_type == "uuid" else "text"
@@ -150,6 +166,23 @@ class CopyProcessRecorder(PostgresProcessRecorder):
                 prepare=True,
             )
         ids = self._drawn_ids(curs, count)
+        try:
+            with curs.connection.transaction():  # a savepoint: the lock outlives a refusal
+                self._copy_rows(curs, stored_events, ids)
+        except psycopg.IntegrityError:
+            if ids == list(range(ids[0], ids[-1] + 1)):
+                curs.execute(
+                    self.give_back_notification_ids_statement,
+                    (self.datastore.schema, self.events_table_name, ids[0], ids[-1]),
+                    prepare=True,
+                )
+            raise
+        return ids
+
+    def _copy_rows(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], ids: list[int]
+    ) -> None:
+        """``COPY`` the events with their notification ids."""
         uuid_ids = self.originator_id_pg_type == "uuid"
         with curs.copy(self.copy_events_statement) as copy:
             copy.set_types([self.originator_id_pg_type, "int8", "text", "bytea", "int8"])
@@ -167,7 +200,6 @@ class CopyProcessRecorder(PostgresProcessRecorder):
                         notification_id,
                     )
                 )
-        return ids
 
     def _drawn_ids(self, curs: Cursor[DictRow], count: int) -> list[int]:
         """The ids the drawing statement (just executed on ``curs``) drew, ascending."""

@@ -132,3 +132,40 @@ def test_opening_without_create_refuses_a_store_with_no_ledger(db_url: str) -> N
     """Read-only commands on an empty database say to run init instead of failing obscurely."""
     with pytest.raises(StoreUnavailable, match="init"):
         open_ledger(db_url, create=False)
+
+
+def test_a_batch_after_new_facts_is_written_without_asking_and_still_exact(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a batch of new facts, the next is written without asking the store first.
+
+    One that holds a recorded fact is refused by the store, partitioned, and written again,
+    leaving no gap in positions.
+    """
+    ledger = open_ledger(db_url)
+    asked: list[int] = []
+    existing = type(ledger).existing
+
+    def counted(self: object, ids: list[object]) -> object:
+        asked.append(len(ids))
+        return existing(self, ids)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(ledger), "existing", counted)
+    facts = [stage(f"L{i}", "mql", f"s{i}", "2025-01-01T00:00:00Z") for i in range(12)]
+    ledger.record(facts[0:3])  # the first batch asks
+    second = ledger.record(facts[3:6], checkpoint=("file", 6))  # after new facts: no question
+    assert asked == [3]
+    assert len(second.recorded) == 3
+    mixed = ledger.record([facts[1], facts[6], facts[6], facts[4], facts[7]],
+                          checkpoint=("file", 11))
+    assert [f.source_id for f in mixed.recorded] == ["s6", "s7"]
+    assert sorted(f.source_id for f in mixed.duplicates) == ["s1", "s4", "s6"]
+    assert mixed.held == 2
+    assert asked == [3, 4]  # refused, then asked about its 4 distinct facts
+    assert ledger.checkpoint("file") == 11
+    ledger.record(facts[8:10])  # after a batch that held recorded facts: asked again
+    ledger.record(facts[10:12])  # and not after one that held none
+    assert asked == [3, 4, 2]
+    assert ledger.position() == 12  # the refused batch's ids were given back
+    assert sorted(f.source_id for _, f in ledger.facts()) == sorted(f.source_id for f in facts)
+    ledger.close()
