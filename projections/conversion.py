@@ -10,10 +10,21 @@ import itertools
 from operator import itemgetter
 from typing import Any
 
+import sqlalchemy as sa
+
+from projections.balances import usable
 from projections.flow import stage_flows, transitions
 from projections.reading import Reader
 from projections.report import Report
-from projections.stages import FORWARD, PROGRESSION, SKIP, later_stages, next_stage
+from projections.schema import COHORT_WITHIN
+from projections.stages import (
+    FORWARD,
+    PROGRESSION,
+    SKIP,
+    first_reaches,
+    later_stages,
+    next_stage,
+)
 from projections.window import DAY_US, PeriodIndex, Window
 
 
@@ -80,15 +91,7 @@ def _tally(
 
     ``where``: the position in ``counts`` of each later stage the member can reach.
     """
-    reached: dict[str, int] = {}  # stage -> first reach (entered, or skipped over)
-    direct: set[str] = set()
-    for _, _, at, _, stage, skipped in later:
-        direct.add(stage)
-        if stage not in reached:
-            reached[stage] = at
-        if skipped:
-            for over in skipped[1:-1].split(","):
-                reached.setdefault(over, at)
+    reached, direct = first_reaches((at, stage, skipped) for _, _, at, _, stage, skipped in later)
     for stage, first in reached.items():
         position = where.get(stage)
         if position is not None:
@@ -109,6 +112,8 @@ def _cohorts(reader: Reader, window: Window, sources: list[str]) -> Cohorts:
     out: Cohorts = {}
     if not window.periods or not sources:
         return out
+    if _rollable(reader, window):
+        return _rolled_cohorts(reader, window, sources)
     stay = reader.tables["stay"]
     columns = (stay.c.entered_us, stay.c.seq, stay.c.stage, stay.c.skipped)
     query = (
@@ -137,6 +142,69 @@ def _cohorts(reader: Reader, window: Window, sources: list[str]) -> Cohorts:
             if len(stays) > 1:  # else it reaches nothing but its own stage
                 start = bisect.bisect_left(stays, t0, key=itemgetter(2))  # same instant: counts
                 _tally(cohort[1], stays[start:], t0, where, limit)
+    return out
+
+
+def _rollable(reader: Reader, window: Window) -> bool:
+    """Whether ``rl_roll_cohort`` answers ``window`` exactly.
+
+    It holds the current knowledge, counts every later reach whatever its time, and keys
+    entries by UTC day. So: no ``--known-at``; a ``--within`` whose counts it keeps; periods
+    that start and end at UTC midnights; and no stay entered at or after the cap (a report up to
+    now), which a cohort's later stages would otherwise have to leave out.
+    """
+    if not usable(reader, window) or window.options.within not in COHORT_WITHIN:
+        return False
+    bounds = {window.cap, *(p.start for p in window.periods), *(p.end for p in window.periods)}
+    if any(bound % DAY_US for bound in bounds):
+        return False
+    stay = reader.tables["stay"]
+    latest = reader.rows(sa.select(sa.func.max(stay.c.entered_us)).where(window.known(stay)))
+    return latest[0][0] is None or latest[0][0] < window.cap
+
+
+def _rolled_cohorts(reader: Reader, window: Window, sources: list[str]) -> Cohorts:
+    """:func:`_cohorts` from ``rl_roll_cohort``, one grouped range per period.
+
+    A period's members are the entries of its days whose lead's entry into the same stage before
+    falls before the period (or that have none); their target rows hold what they reached.
+    """
+    roll = reader.tables["roll_cohort"]
+    near = roll.c[f"w{window.options.within}"]
+    dim = window.options.by or ""
+    out: Cohorts = {}
+    for indexes in window.chunks():
+        selects = []
+        for idx in indexes:
+            start, end = (window.periods[idx].start // DAY_US, window.periods[idx].end // DAY_US)
+            selects.append(
+                sa.select(
+                    sa.literal(idx, sa.Integer).label("idx"),
+                    roll.c.value,
+                    roll.c.source,
+                    roll.c.target,
+                    sa.func.sum(roll.c.n),
+                    sa.func.sum(near),
+                    sa.func.sum(roll.c.skip),
+                )
+                .where(
+                    roll.c.dim == dim,
+                    roll.c.source.in_(sources),
+                    roll.c.day >= start,
+                    roll.c.day < end,
+                    roll.c.prev < start,
+                )
+                .group_by(roll.c.value, roll.c.source, roll.c.target)
+            )
+        query = selects[0] if len(selects) == 1 else sa.union_all(*selects)
+        rows = sorted(reader.rows(query), key=lambda row: row[3] != "")  # members first
+        for idx, value, source, target, ever, within, skipped in rows:
+            if target == "":
+                targets = later_stages(source)
+                out[source, idx, value] = [int(ever), [[0, 0, 0] for _ in targets]]
+                continue
+            cell = out[source, idx, value][1][later_stages(source).index(target)]
+            cell[:] = [int(within), int(ever), int(skipped)]
     return out
 
 

@@ -17,6 +17,13 @@ keep those counts per UTC day, as the ledger knows them now (``known_to = FOREVE
   start of that day (``since``, microseconds). Velocity reads it for the age of open stays
   (projections/velocity.py): a stay that never ends (a lead's current stage) is open at every
   later period end, so these are most of the stays open at any one;
+- ``rl_roll_cohort``: cohort conversion's entries (projections/conversion.py), per (split
+  dimension, value, source stage, UTC day of the entry, UTC day of the lead's entry into the
+  same stage before it, or -1, target): for target ``""`` the entries (a cohort's members are
+  the entries of its period whose entry before falls before the period), for each later stage
+  the entries that reached it afterwards: ever, within each of ``COHORT_WITHIN`` days, and only
+  by skipping it. A reach counts whatever its time, so the report uses it when its cap is after
+  every stay's entry (a report up to now); a cohort depends only on its lead's own stays;
 - ``rl_roll_deal``: per (what, UTC day, until, type, currency) the revenue report's sums
   (projections/credit/revenue.py): deals ``opened`` (by opportunity type and currency); ``won``
   closes with an amount (by type and won currency: count, amount, and cycle, the close time
@@ -45,6 +52,7 @@ re-derivation applies the difference between a subject's old and new current row
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,7 +69,14 @@ from projections.credit.data import CreditData
 from projections.credit.decide import as_deal, channels_of
 from projections.credit.kept import CREDIT_KEY, Counts, amount_counts, credit_counts, deal_data
 from projections.periods import FOREVER
-from projections.schema import CREDIT_MEASURES, DEAL_MEASURES, Tables
+from projections.schema import (
+    COHORT_MEASURES,
+    COHORT_WITHIN,
+    CREDIT_MEASURES,
+    DEAL_MEASURES,
+    Tables,
+)
+from projections.stages import PROGRESSION, first_reaches, later_stages
 
 DAY_US = 86_400_000_000
 BY_FIELDS = ("lead_source", "segment", "country", "owner", "channel")
@@ -75,6 +90,10 @@ OPEN_KEY = ("dim", "value", "day", "stage")
 StayKey = tuple[str, str, str, str, int, str, str, str, bool]
 OppKey = tuple[str, str, int, str, str]
 OpenKey = tuple[str, str, int, str]
+COHORT_KEY = ("dim", "value", "source", "day", "prev", "target")
+CohortKey = tuple[str, str, str, int, int, str]
+NO_ENTRY = -1  # rl_roll_cohort's ``prev`` when the lead had not entered the stage before
+COHORT_TARGETS = {source: later_stages(source) for source in PROGRESSION[:-1]}
 DEAL_KEY = ("what", "day", "until", "type", "currency", "channel")
 DealKey = tuple[str, int, int, str, str, str]
 IN_QUERY = 500  # values per IN list
@@ -165,6 +184,63 @@ def open_counts(
             out[(key, "n")] += sign
             out[(key, "since")] += sign * (entered - day * DAY_US)
     return out
+
+
+def cohort_counts(
+    stays: Iterable[Mapping[Any, Any]], leads: Mapping[Any, Mapping[Any, Any]], sign: int = 1
+) -> Counter[tuple[CohortKey, str]]:
+    """The cohort roll-up's counts of ``stays`` (current rows, whole leads), split by lead."""
+    by_lead: dict[str, list[tuple[int, int, str, str]]] = {}
+    for stay in stays:
+        by_lead.setdefault(stay["lead_id"], []).append(
+            (stay["entered_us"], stay["seq"], stay["stage"], stay["skipped"])
+        )
+    out: Counter[tuple[CohortKey, str]] = Counter()
+    for lead_id, rows in by_lead.items():
+        rows.sort()
+        for key, measures in lead_cohorts(rows, _lead_splits(leads.get(lead_id))):
+            for measure in measures:
+                out[(key, measure)] += sign
+    return out
+
+
+def lead_cohorts(
+    rows: Sequence[tuple[int, int, str, str]], splits: Sequence[tuple[str, str]]
+) -> Iterator[tuple[CohortKey, tuple[str, ...]]]:
+    """One lead's cohort entries: each key and the measures it adds one to.
+
+    ``rows``: the lead's current stays as (entered, seq, stage, skipped), in business order;
+    ``splits``: the (dimension, value) pairs the lead counts under. Each entry into a source
+    stage is a member row (target ``""``); its later stages are those reached by the stays
+    entered at or after it, as cohort conversion tallies them.
+    """
+    entered = [row[0] for row in rows]
+    before: dict[str, int] = {}  # source stage -> UTC day of the lead's latest entry so far
+    for t0, _, source, _ in rows:
+        targets = COHORT_TARGETS.get(source)
+        if targets is None:
+            continue
+        day = day_of(t0)
+        prev = before.get(source, NO_ENTRY)
+        before[source] = day
+        for dim, value in splits:
+            yield (dim, value, source, day, prev, ""), ("n",)
+        if len(rows) == 1:
+            continue
+        start = bisect.bisect_left(entered, t0)
+        reached, direct = first_reaches((at, stage, skip) for at, _, stage, skip in rows[start:])
+        for target in targets:
+            first = reached.get(target)
+            if first is None:
+                continue
+            lag = first - t0
+            measures = (
+                "n",
+                *(f"w{days}" for days in COHORT_WITHIN if lag <= days * DAY_US),
+                *(() if target in direct else ("skip",)),
+            )
+            for dim, value in splits:
+                yield (dim, value, source, day, prev, target), measures
 
 
 def opp_counts(opps: Iterable[Mapping[Any, Any]], sign: int = 1) -> Counter[tuple[OppKey, str]]:
@@ -319,6 +395,7 @@ class Delta:
 
     stays: Counter[StayKey] = field(default_factory=Counter)
     opens: Counter[tuple[OpenKey, str]] = field(default_factory=Counter)
+    cohorts: Counter[tuple[CohortKey, str]] = field(default_factory=Counter)
     opps: Counter[tuple[OppKey, str]] = field(default_factory=Counter)
     deals: Counter[tuple[DealKey, str]] = field(default_factory=Counter)
     credits: Counts = field(default_factory=Counter)
@@ -335,6 +412,7 @@ class Delta:
             by_lead = {row["lead_id"]: row for row in leads}
             self.stays.update(stay_counts(stays, by_lead, -1))
             self.opens.update(open_counts(stays, by_lead, -1))
+            self.cohorts.update(cohort_counts(stays, by_lead, -1))
             contacts = _current(conn, t["contact"], "lead_id", subjects)
             touches = _current(conn, t["touch"], "lead_id", subjects)
             self.leads_before.update(_lead_facts(subjects, contacts, touches))
@@ -355,6 +433,7 @@ class Delta:
             leads = {r["lead_id"]: r for r in rows.get("lead", ()) if r["known_to"] == FOREVER}
             self.stays.update(stay_counts(current, leads))
             self.opens.update(open_counts(current, leads))
+            self.cohorts.update(cohort_counts(current, leads))
             contacts = [r for r in rows.get("contact", ()) if r["known_to"] == FOREVER]
             touches = [r for r in rows.get("touch", ()) if r["known_to"] == FOREVER]
             known = {r["lead_id"] for r in (*contacts, *touches)}
@@ -447,6 +526,7 @@ class Delta:
             if n
         ]
         opens = _measured(self.opens, OPEN_KEY, ("n", "since"))
+        cohorts = _measured(self.cohorts, COHORT_KEY, COHORT_MEASURES)
         opps = _measured(self.opps, OPP_KEY, ("n", "units"))
         deals = _measured(self.deals, DEAL_KEY, DEAL_MEASURES)
         credit = _measured(self.credits, CREDIT_KEY, CREDIT_MEASURES)
@@ -454,6 +534,8 @@ class Delta:
             _upsert(conn, t["roll_stay"], STAY_KEY, ("n",), stays)
         if opens:
             _upsert(conn, t["roll_open"], OPEN_KEY, ("n", "since"), opens)
+        if cohorts:
+            _upsert(conn, t["roll_cohort"], COHORT_KEY, COHORT_MEASURES, cohorts)
         if opps:
             _upsert(conn, t["roll_opp"], OPP_KEY, ("n", "units"), opps)
         if deals:
@@ -462,6 +544,7 @@ class Delta:
             _upsert(conn, t["roll_credit"], CREDIT_KEY, CREDIT_MEASURES, credit)
         self.stays.clear()
         self.opens.clear()
+        self.cohorts.clear()
         self.opps.clear()
         self.deals.clear()
         self.credits.clear()
@@ -571,6 +654,7 @@ def build(conn: sa.Connection, t: Tables) -> None:
     merged = _measured(opp_counts(opps), OPP_KEY, ("n", "units"))
     if merged:
         conn.execute(sa.insert(t["roll_opp"]), merged)
+    _build_cohorts(conn, t)
     _build_deals(conn, t)
 
 
@@ -650,6 +734,42 @@ def _build_channels(conn: sa.Connection, t: Tables) -> dict[str, str]:
     if rows:
         conn.execute(sa.insert(t["roll_credit"]), rows)
     return channels
+
+
+def _build_cohorts(conn: sa.Connection, t: Tables) -> None:
+    """Fill ``rl_roll_cohort`` from the current stays, a lead at a time (:func:`lead_cohorts`).
+
+    The sums are held by key until every lead is counted: at most one row per group, source,
+    day and target (a few hundred thousand at 10M events), whatever the number of stays.
+    """
+    stay, lead = t["stay"], t["lead"]
+    joined = stay.outerjoin(
+        lead, sa.and_(lead.c.lead_id == stay.c.lead_id, lead.c.known_to == FOREVER)
+    )
+    columns = (stay.c.entered_us, stay.c.seq, stay.c.stage, stay.c.skipped)
+    query = (
+        sa.select(stay.c.lead_id, *columns, lead.c.lead_id, *(lead.c[d] for d in BY_FIELDS))
+        .select_from(joined)
+        .where(stay.c.known_to == FOREVER)
+        .order_by(stay.c.lead_id, stay.c.entered_us, stay.c.seq)
+    )
+    position = {measure: i for i, measure in enumerate(COHORT_MEASURES)}
+    sums: dict[CohortKey, list[int]] = {}
+    rows = conn.execute(query.execution_options(yield_per=10_000))
+    for _, group in groupby(rows, key=itemgetter(0)):
+        stays = list(group)
+        first = stays[0]
+        splits = _splits(None if first[5] is None else first[6:])
+        lead_rows = [(row[1], row[2], row[3], row[4]) for row in stays]
+        for key, measures in lead_cohorts(lead_rows, splits):
+            counts = sums.get(key)
+            if counts is None:
+                counts = sums[key] = [0] * len(COHORT_MEASURES)
+            for measure in measures:
+                counts[position[measure]] += 1
+    writer = _Writer(conn, t["roll_cohort"], COHORT_KEY, COHORT_MEASURES)
+    writer.add_rows((*key, *counts) for key, counts in sums.items())
+    writer.flush()
 
 
 def _close_day(today: Counter[StayKey], months: Counter[StayKey], writer: _Writer) -> None:

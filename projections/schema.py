@@ -23,6 +23,7 @@ ROLLUPS = (
     "roll_stay",
     "roll_opp",
     "roll_open",
+    "roll_cohort",
     "roll_deal",
     "deal_source",
     "roll_credit",
@@ -31,6 +32,11 @@ ROLLUPS = (
 # rl_roll_deal's sums: count, amount in ten-thousandths, cycle (close - opened, microseconds),
 # amounts finer than a ten-thousandth, and amounts with 1, 2, 3 and 4 decimal places.
 DEAL_MEASURES = ("n", "units", "cycle", "odd", "d1", "d2", "d3", "d4")
+# rl_roll_cohort: the --within days whose counts it keeps (any other reads the stay table)
+COHORT_WITHIN = (7, 14, 30, 60, 90, 180, 365)
+# rl_roll_cohort's sums: members (target "") or members that reached the target, of those how
+# many within each kept number of days, and how many only by skipping it.
+COHORT_MEASURES = ("n", *(f"w{days}" for days in COHORT_WITHIN), "skip")
 # rl_roll_credit's sums: deals credited, touches credited (untouched deals, in ``total`` rows),
 # then the amount as in DEAL_MEASURES.
 CREDIT_MEASURES = ("deals", "touches", "units", "odd", "d1", "d2", "d3", "d4")
@@ -172,6 +178,17 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("day", Integer, primary_key=True),
             Column("n", big, nullable=False),
             Column("since", big, nullable=False),  # sum of (entered_us - day start)
+        ),
+        "roll_cohort": sa.Table(  # cohort conversion's entries (rollup.cohort_counts)
+            name("roll_cohort"),
+            metadata,
+            Column("dim", String(16), primary_key=True),
+            Column("value", text, primary_key=True),
+            Column("source", text, primary_key=True),  # the stage entered
+            Column("day", Integer, primary_key=True),  # UTC day of the entry
+            Column("prev", Integer, primary_key=True),  # UTC day of the lead's entry before, or -1
+            Column("target", text, primary_key=True),  # a later stage ("" for the members)
+            *(Column(m, big, nullable=False) for m in COHORT_MEASURES),
         ),
         "roll_deal": sa.Table(
             name("roll_deal"),

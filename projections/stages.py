@@ -5,6 +5,8 @@ See docs/metrics.md, section "Stages and moves".
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from projections.errors import ReportError
 
 MAIN = ("inquiry", "mql", "sal", "sql", "sqo")
@@ -50,6 +52,26 @@ def later_stages(stage: str) -> tuple[str, ...]:
     if stage not in PROGRESSION:
         return ()
     return PROGRESSION[PROGRESSION.index(stage) + 1 :]
+
+
+def first_reaches(later: Iterable[tuple[int, str, str]]) -> tuple[dict[str, int], set[str]]:
+    """When each stage was first reached, and which were entered, from stays in business order.
+
+    ``later``: ``(entered, stage, skipped)`` per stay; a stage is reached when entered or skipped
+    over (``skipped`` is ``",a,b,"``). Cohort conversion counts a member's later stages from
+    its stays at and after its entry (projections/conversion.py, and its roll-up in
+    projections/rollup.py).
+    """
+    reached: dict[str, int] = {}
+    direct: set[str] = set()
+    for at, stage, skipped in later:
+        direct.add(stage)
+        if stage not in reached:
+            reached[stage] = at
+        if skipped:
+            for over in skipped[1:-1].split(","):
+                reached.setdefault(over, at)
+    return reached, direct
 
 
 def check_stage(name: str) -> str:

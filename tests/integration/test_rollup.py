@@ -40,7 +40,8 @@ from tests.integration.test_projections_properties import (
 )
 
 ROLLED_UP = (("inventory", {}), ("flow", {}), ("flow", {"matrix": True}), ("velocity", {}),
-             ("conversion", {"basis": "period"}), ("revenue", {}))
+             ("conversion", {"basis": "period"}), ("conversion", {"basis": "cohort"}),
+             ("revenue", {}))
 ZONES = ("UTC", "America/New_York", "Asia/Kolkata", "Pacific/Chatham")
 
 
@@ -206,8 +207,9 @@ def test_day_of_floors_before_1970() -> None:
 
 
 @PROPERTY
-@given(histories(), st.sampled_from(ZONES), st.sampled_from([None, "segment"]))
-def test_rollups_agree_on_generated_histories(records, tz, by):
+@given(histories(), st.sampled_from(ZONES), st.sampled_from([None, "segment"]),
+       st.sampled_from([20, 30]))
+def test_rollups_agree_on_generated_histories(records, tz, by, within):
     """Ties, corrections and retractions: the roll-ups still match the stays."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp, 'a.db')}"
@@ -217,6 +219,103 @@ def test_rollups_agree_on_generated_histories(records, tz, by):
         projection.catch_up()
         projection.close()
         ledger.close()
-        options = OPTIONS.replace(calendar=Calendar("month", zone(tz)), by=by)
+        options = OPTIONS.replace(calendar=Calendar("month", zone(tz)), by=by, within=within)
         for fast, slow in both_ways(url, options):
             assert fast == slow
+
+
+def _stage_records(moves: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """stage_changed records from (lead, stage, ISO time)."""
+    return [
+        {"type": "stage_changed", "source": "story", "source_id": f"m{i}", "actor": "crm",
+         "lead_id": lead, "to_stage": stage, "occurred_at": at}
+        for i, (lead, stage, at) in enumerate(moves)
+    ]
+
+
+COHORT_STORY = [
+    # same instant, a re-entry in the same month, a reach exactly 30 days after the entry
+    ("A", "inquiry", "2025-01-03T10:00:00Z"), ("A", "mql", "2025-01-03T10:00:00Z"),
+    ("A", "sal", "2025-01-05T00:00:00Z"), ("A", "mql", "2025-01-06T00:00:00Z"),
+    ("A", "sql", "2025-02-02T10:00:00Z"), ("A", "won", "2025-03-01T00:00:00Z"),
+    # recycled and back the next month: a member of both months' cohorts
+    ("B", "mql", "2025-01-20T00:00:00Z"), ("B", "recycled", "2025-01-25T00:00:00Z"),
+    ("B", "mql", "2025-02-10T00:00:00Z"), ("B", "sal", "2025-02-11T00:00:00Z"),
+    # reaches sal, sql and sqo only by skipping them; then sql directly, later
+    ("C", "mql", "2025-01-31T23:59:59Z"), ("C", "sqo", "2025-02-01T00:00:00Z"),
+    ("C", "sql", "2025-03-15T00:00:00Z"),
+    # a stage entered at the same instant as the one before: reached from it
+    ("E", "inquiry", "2025-01-10T00:00:00Z"), ("E", "mql", "2025-01-10T00:00:00Z"),
+    # a lead with a dimension row; its entries just before and after midnight UTC
+    ("D", "inquiry", "2025-02-28T23:59:59.999999Z"), ("D", "mql", "2025-03-01T00:00:00Z"),
+]
+
+
+def test_cohort_conversion_reads_its_rollup_when_it_can(db_url: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The roll-up answers cohort conversion up to now, in UTC, for a kept ``--within``.
+
+    Ties, re-entries, skips and a reach exactly at the limit give the stay table's counts.
+    Another ``--within``, a timezone whose midnight is not UTC's, and a cap before the last
+    stay's entry read the stay table.
+    """
+    from projections import conversion  # noqa: PLC0415
+
+    records = _stage_records(COHORT_STORY)
+    records.append({"type": "lead_captured", "source": "story", "source_id": "cD",
+                    "actor": "crm", "lead_id": "D", "occurred_at": "2025-02-01T00:00:00Z",
+                    "attributes": {"segment": "enterprise"}})
+    ledger = open_ledger(db_url)
+    ledger.record([parse_fact(r) for r in records])
+    projection = Projection(ledger, page=4)
+    projection.catch_up()
+    projection.close()
+    ledger.close()
+    rolled: list[ReportOptions] = []
+    real = conversion._rolled_cohorts  # noqa: SLF001 - whether the roll-up is read is the point
+
+    def spy(reader: Reader, window: Any, sources: list[str]) -> Any:
+        rolled.append(window.options)
+        return real(reader, window, sources)
+
+    monkeypatch.setattr(conversion, "_rolled_cohorts", spy)
+    base = ReportOptions(calendar=Calendar("month"), start=date(2025, 1, 1),
+                         as_of=date(2025, 3, 31), basis="cohort")
+    cases = [
+        (base, True),
+        (base.replace(within=7, by="segment"), True),
+        (base.replace(within=365, stage="mql", calendar=Calendar("week")), True),
+        (base.replace(within=29), False),
+        (base.replace(calendar=Calendar("month", zone("America/New_York"))), False),
+        (base.replace(as_of=date(2025, 3, 10)), False),
+    ]
+    for options, expected in cases:
+        rolled.clear()
+        api = Reports(open_ledger(db_url).config)
+        fast = api.run("conversion", options).rows
+        assert bool(rolled) == expected, options
+        api.reader._rollups = False  # noqa: SLF001 (hide the roll-ups: scan the stays)
+        slow = api.run("conversion", options).rows
+        api.close()
+        assert fast == slow, options
+        assert fast
+    rolled.clear()
+    api = Reports(open_ledger(db_url).config)
+    rows = api.run("conversion", base.replace(stage="mql")).rows
+    api_rows = api.run("conversion", base.replace(stage="inquiry")).rows
+    api.close()
+    january = {row[2]: row[4:] for row in rows if row[0] == "2025-01"}
+    # Members: A (its re-entry on the 6th is not counted again), B, C and E. sal: A and B entered
+    # it, C skipped it. sql: A exactly 30 days after its entry, C by skipping it at once (and
+    # entering it later). sqo: C entered it at once, A skipped it 57 days on. won: A, 57 days on.
+    assert january == {
+        "sal": [4, 3, 3 / 4, 3, 3 / 4, 1],
+        "sql": [4, 2, 2 / 4, 2, 2 / 4, 0],
+        "sqo": [4, 1, 1 / 4, 2, 2 / 4, 1],
+        "won": [4, 0, 0.0, 1, 1 / 4, 0],
+    }
+    inquiry = [row[4:] for row in api_rows if row[:3] == ["2025-01", "inquiry", "mql"]]
+    assert inquiry == [[2, 2, 1.0, 2, 1.0, 0]]  # A and E, both at the same instant
+    february = {row[2]: row[4:] for row in rows if row[0] == "2025-02"}
+    assert february["sal"] == [1, 1, 1.0, 1, 1.0, 0]  # B, back from recycled
+    assert rolled
