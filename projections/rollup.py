@@ -200,14 +200,30 @@ def cohort_counts(
         rows.sort()
         for key, measures in lead_cohorts(rows, _lead_splits(leads.get(lead_id))):
             for measure in measures:
-                out[(key, measure)] += sign
+                out[(key, COHORT_MEASURES[measure])] += sign
     return out
+
+
+def _reach_measures(within: int, *, skipped: bool) -> tuple[int, ...]:
+    """The positions in COHORT_MEASURES of a reach within the last ``within`` kept limits."""
+    kept = len(COHORT_WITHIN)
+    return (0, *range(1 + kept - within, 1 + kept), *((kept + 1,) if skipped else ()))
+
+
+# a reach's measure positions, by how many of the kept limits it is within and whether skipped
+_REACH_MEASURES = {
+    (within, skipped): _reach_measures(within, skipped=skipped)
+    for within in range(len(COHORT_WITHIN) + 1)
+    for skipped in (False, True)
+}
+_MEMBER = (0,)
+_LIMITS_US = [days * DAY_US for days in COHORT_WITHIN]
 
 
 def lead_cohorts(
     rows: Sequence[tuple[int, int, str, str]], splits: Sequence[tuple[str, str]]
-) -> Iterator[tuple[CohortKey, tuple[str, ...]]]:
-    """One lead's cohort entries: each key and the measures it adds one to.
+) -> Iterator[tuple[CohortKey, tuple[int, ...]]]:
+    """One lead's cohort entries: each key and the positions of the measures it adds one to.
 
     ``rows``: the lead's current stays as (entered, seq, stage, skipped), in business order;
     ``splits``: the (dimension, value) pairs the lead counts under. Each entry into a source
@@ -224,7 +240,7 @@ def lead_cohorts(
         prev = before.get(source, NO_ENTRY)
         before[source] = day
         for dim, value in splits:
-            yield (dim, value, source, day, prev, ""), ("n",)
+            yield (dim, value, source, day, prev, ""), _MEMBER
         if len(rows) == 1:
             continue
         start = bisect.bisect_left(entered, t0)
@@ -233,12 +249,8 @@ def lead_cohorts(
             first = reached.get(target)
             if first is None:
                 continue
-            lag = first - t0
-            measures = (
-                "n",
-                *(f"w{days}" for days in COHORT_WITHIN if lag <= days * DAY_US),
-                *(() if target in direct else ("skip",)),
-            )
+            within = len(_LIMITS_US) - bisect.bisect_left(_LIMITS_US, first - t0)
+            measures = _REACH_MEASURES[within, target not in direct]
             for dim, value in splits:
                 yield (dim, value, source, day, prev, target), measures
 
@@ -753,7 +765,6 @@ def _build_cohorts(conn: sa.Connection, t: Tables) -> None:
         .where(stay.c.known_to == FOREVER)
         .order_by(stay.c.lead_id, stay.c.entered_us, stay.c.seq)
     )
-    position = {measure: i for i, measure in enumerate(COHORT_MEASURES)}
     sums: dict[CohortKey, list[int]] = {}
     rows = conn.execute(query.execution_options(yield_per=10_000))
     for _, group in groupby(rows, key=itemgetter(0)):
@@ -766,7 +777,7 @@ def _build_cohorts(conn: sa.Connection, t: Tables) -> None:
             if counts is None:
                 counts = sums[key] = [0] * len(COHORT_MEASURES)
             for measure in measures:
-                counts[position[measure]] += 1
+                counts[measure] += 1
     writer = _Writer(conn, t["roll_cohort"], COHORT_KEY, COHORT_MEASURES)
     writer.add_rows((*key, *counts) for key, counts in sums.items())
     writer.flush()

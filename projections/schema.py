@@ -182,10 +182,11 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
         "roll_cohort": sa.Table(  # cohort conversion's entries (rollup.cohort_counts)
             name("roll_cohort"),
             metadata,
+            # key in this order: a period's rows of one split are one range per source stage
             Column("dim", String(16), primary_key=True),
-            Column("value", text, primary_key=True),
             Column("source", text, primary_key=True),  # the stage entered
             Column("day", Integer, primary_key=True),  # UTC day of the entry
+            Column("value", text, primary_key=True),
             Column("prev", Integer, primary_key=True),  # UTC day of the lead's entry before, or -1
             Column("target", text, primary_key=True),  # a later stage ("" for the members)
             *(Column(m, big, nullable=False) for m in COHORT_MEASURES),
