@@ -19,11 +19,12 @@ keep those counts per UTC day, as the ledger knows them now (``known_to = FOREVE
   later period end, so these are most of the stays open at any one;
 - ``rl_roll_cohort``: cohort conversion's entries (projections/conversion.py), per (split
   dimension, value, source stage, UTC day of the entry, UTC day of the lead's entry into the
-  same stage before it, or -1, target): for target ``""`` the entries (a cohort's members are
-  the entries of its period whose entry before falls before the period), for each later stage
-  the entries that reached it afterwards: ever, within each of ``COHORT_WITHIN`` days, and only
-  by skipping it. A reach counts whatever its time, so the report uses it when its cap is after
-  every stay's entry (a report up to now); a cohort depends only on its lead's own stays;
+  same stage before it or ``NO_ENTRY``, target): for target ``""`` the entries (a cohort's
+  members are the entries of its period whose entry before falls before the period), for each
+  later stage the entries that reached it afterwards: ever, within each of ``COHORT_WITHIN``
+  days, and only by skipping it. A reach counts whatever its time, so the report uses it when
+  its cap is after every stay's entry (a report up to now); a cohort depends only on its lead's
+  own stays;
 - ``rl_roll_deal``: per (what, UTC day, until, type, currency) the revenue report's sums
   (projections/credit/revenue.py): deals ``opened`` (by opportunity type and currency); ``won``
   closes with an amount (by type and won currency: count, amount, and cycle, the close time
@@ -92,7 +93,7 @@ OppKey = tuple[str, str, int, str, str]
 OpenKey = tuple[str, str, int, str]
 COHORT_KEY = ("dim", "value", "source", "day", "prev", "target")
 CohortKey = tuple[str, str, str, int, int, str]
-NO_ENTRY = -1  # rl_roll_cohort's ``prev`` when the lead had not entered the stage before
+NO_ENTRY = -(2**31)  # rl_roll_cohort's ``prev`` when the lead had not entered the stage before
 COHORT_TARGETS = {source: later_stages(source) for source in PROGRESSION[:-1]}
 DEAL_KEY = ("what", "day", "until", "type", "currency", "channel")
 DealKey = tuple[str, int, int, str, str, str]

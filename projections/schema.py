@@ -187,7 +187,7 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("source", text, primary_key=True),  # the stage entered
             Column("day", Integer, primary_key=True),  # UTC day of the entry
             Column("value", text, primary_key=True),
-            Column("prev", Integer, primary_key=True),  # UTC day of the lead's entry before, or -1
+            Column("prev", Integer, primary_key=True),  # day of the lead's entry before (or -2**31)
             Column("target", text, primary_key=True),  # a later stage ("" for the members)
             *(Column(m, big, nullable=False) for m in COHORT_MEASURES),
         ),
