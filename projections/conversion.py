@@ -16,6 +16,7 @@ from projections.balances import usable
 from projections.flow import stage_flows, transitions
 from projections.reading import Reader
 from projections.report import Report
+from projections.rollup import PREV_HORIZON
 from projections.schema import COHORT_WITHIN
 from projections.stages import (
     FORWARD,
@@ -158,6 +159,8 @@ def _rollable(reader: Reader, window: Window) -> bool:
     bounds = {window.cap, *(p.start for p in window.periods), *(p.end for p in window.periods)}
     if any(bound % DAY_US for bound in bounds):
         return False
+    if any(p.end - p.start > PREV_HORIZON * DAY_US for p in window.periods):
+        return False  # the roll-up keeps only the entries before within a quarter exact
     stay = reader.tables["stay"]
     latest = reader.rows(sa.select(sa.func.max(stay.c.entered_us)).where(window.known(stay)))
     return latest[0][0] is None or latest[0][0] < window.cap

@@ -94,6 +94,10 @@ OpenKey = tuple[str, str, int, str]
 COHORT_KEY = ("dim", "value", "source", "day", "prev", "target")
 CohortKey = tuple[str, str, str, int, int, str]
 NO_ENTRY = -(2**31)  # rl_roll_cohort's ``prev`` when the lead had not entered the stage before
+# The longest period in days (a quarter): an entry before that far back is before the start of
+# any period holding the day, so rl_roll_cohort keeps it as NO_ENTRY (fewer distinct rows).
+PREV_HORIZON = 92
+COHORT_FLUSH_KEYS = 200_000  # the rebuild adds its cohort sums to the table every so many keys
 COHORT_TARGETS = {source: later_stages(source) for source in PROGRESSION[:-1]}
 DEAL_KEY = ("what", "day", "until", "type", "currency", "channel")
 DealKey = tuple[str, int, int, str, str, str]
@@ -239,6 +243,8 @@ def lead_cohorts(
             continue
         day = day_of(t0)
         prev = before.get(source, NO_ENTRY)
+        if prev < day - PREV_HORIZON:
+            prev = NO_ENTRY
         before[source] = day
         for dim, value in splits:
             yield (dim, value, source, day, prev, ""), _MEMBER
@@ -752,8 +758,8 @@ def _build_channels(conn: sa.Connection, t: Tables) -> dict[str, str]:
 def _build_cohorts(conn: sa.Connection, t: Tables) -> None:
     """Fill ``rl_roll_cohort`` from the current stays, a lead at a time (:func:`lead_cohorts`).
 
-    The sums are held by key until every lead is counted: at most one row per group, source,
-    day and target (a few hundred thousand at 10M events), whatever the number of stays.
+    The sums are held by key, and added to the table's rows every :data:`COHORT_FLUSH_KEYS`
+    keys, so memory stays bounded whatever the number of keys.
     """
     stay, lead = t["stay"], t["lead"]
     joined = stay.outerjoin(
@@ -767,6 +773,7 @@ def _build_cohorts(conn: sa.Connection, t: Tables) -> None:
         .order_by(stay.c.lead_id, stay.c.entered_us, stay.c.seq)
     )
     sums: dict[CohortKey, list[int]] = {}
+    writer = _Writer(conn, t["roll_cohort"], COHORT_KEY, COHORT_MEASURES, adding=True)
     rows = conn.execute(query.execution_options(yield_per=10_000))
     for _, group in groupby(rows, key=itemgetter(0)):
         stays = list(group)
@@ -779,7 +786,10 @@ def _build_cohorts(conn: sa.Connection, t: Tables) -> None:
                 counts = sums[key] = [0] * len(COHORT_MEASURES)
             for measure in measures:
                 counts[measure] += 1
-    writer = _Writer(conn, t["roll_cohort"], COHORT_KEY, COHORT_MEASURES)
+        if len(sums) >= COHORT_FLUSH_KEYS:
+            writer.add_rows((*key, *counts) for key, counts in sums.items())
+            writer.flush()
+            sums.clear()
     writer.add_rows((*key, *counts) for key, counts in sums.items())
     writer.flush()
 
@@ -796,17 +806,32 @@ class _Writer:
     """Buffers roll-up rows and inserts them in large batches through the driver's executemany."""
 
     def __init__(
-        self, conn: sa.Connection, table: sa.Table, key: Sequence[str], measures: Sequence[str]
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        key: Sequence[str],
+        measures: Sequence[str],
+        *,
+        adding: bool = False,
     ) -> None:
+        """Rows of ``key`` and ``measures`` for ``table``; ``adding``: summed into existing rows."""
         self.conn = conn
         columns = [*key, *measures]
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         quote = conn.dialect.identifier_preparer
         self.statement = (
-            f"INSERT INTO {quote.format_table(table)} "  # noqa: S608 (names from our schema)
+            f"INSERT INTO {quote.format_table(table)} AS t "  # noqa: S608 (names from our schema)
             f"({', '.join(quote.quote(c) for c in columns)}) "
             f"VALUES ({', '.join([mark] * len(columns))})"
         )
+        if adding:
+            sums = ", ".join(
+                f"{quote.quote(m)} = t.{quote.quote(m)} + excluded.{quote.quote(m)}"
+                for m in measures
+            )
+            self.statement += (
+                f" ON CONFLICT ({', '.join(quote.quote(k) for k in key)}) DO UPDATE SET {sums}"
+            )
         self.rows: list[tuple[Any, ...]] = []
 
     def add(self, counts: Counter[StayKey]) -> None:
