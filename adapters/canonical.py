@@ -156,7 +156,7 @@ def ingest_files(  # noqa: PLR0913 - the ledger, the files and keyword-only opti
             summaries.append(summary)
             key = None if rescan else fingerprint(path)
             total = Path(path).stat().st_size if path != "-" else None
-            if parse_process.usable(path) if parallel is None else parallel and path != "-":
+            if parse_process.wanted(path, asked=parallel):
                 _ingest_parsed(
                     ledger,
                     path,
@@ -165,6 +165,7 @@ def ingest_files(  # noqa: PLR0913 - the ledger, the files and keyword-only opti
                     key=key,
                     batch_size=batch_size,
                     progress=progress,
+                    total=total,
                 )
                 continue
             with open_input(path) as (lines, consumed):
@@ -187,10 +188,10 @@ def _ingest_parsed(  # noqa: PLR0913 - what ingest_files holds for one file
     key: str | None,
     batch_size: int,
     progress: FileProgress | None,
+    total: int | None,
 ) -> None:
-    """Ingest one file parsed by a second process (:mod:`adapters.parse_process`)."""
+    """Ingest one file (``total`` bytes) parsed by a second process (:mod:`parse_process`)."""
     done = ledger.checkpoint(key) if key else 0
-    total = Path(path).stat().st_size
     consumed = 0
 
     def tick(summary: LoadSummary) -> None:

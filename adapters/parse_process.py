@@ -56,6 +56,16 @@ class ParseProcessFailed(RevledgerError):
     """The process parsing an input stopped without finishing it."""
 
 
+def wanted(path: str, *, asked: bool | None) -> bool:
+    """Whether to parse ``path`` in a second process: as ``asked``, or (None) if :func:`usable`.
+
+    Standard input is always parsed in the loading process.
+    """
+    if path == "-":
+        return False
+    return usable(path) if asked is None else asked
+
+
 def usable(path: str) -> bool:
     """Whether ``path`` is worth parsing in a second process on this machine."""
     if path == "-":

@@ -175,6 +175,7 @@ def _rolled_cohorts(reader: Reader, window: Window, sources: list[str]) -> Cohor
     roll = reader.tables["roll_cohort"]
     near = roll.c[f"w{window.options.within}"]
     dim = window.options.by or ""
+    positions = {s: {t: i for i, t in enumerate(later_stages(s))} for s in sources}
     out: Cohorts = {}
     for indexes in window.chunks():
         selects = []
@@ -203,10 +204,9 @@ def _rolled_cohorts(reader: Reader, window: Window, sources: list[str]) -> Cohor
         rows = sorted(reader.rows(query), key=lambda row: row[3] != "")  # members first
         for idx, value, source, target, ever, within, skipped in rows:
             if target == "":
-                targets = later_stages(source)
-                out[source, idx, value] = [int(ever), [[0, 0, 0] for _ in targets]]
+                out[source, idx, value] = [int(ever), [[0, 0, 0] for _ in positions[source]]]
                 continue
-            cell = out[source, idx, value][1][later_stages(source).index(target)]
+            cell = out[source, idx, value][1][positions[source][target]]
             cell[:] = [int(within), int(ever), int(skipped)]
     return out
 
