@@ -20,8 +20,8 @@ import sqlalchemy as sa
 
 from projections.periods import FOREVER
 from projections.reading import Reader
-from projections.rollup import DAY, DAY_US, IN, MONTH, NONE_GROUP, day_of, month_of, next_month
-from projections.window import Window
+from projections.rollup import DAY, DAY_US, IN, MONTH, NONE_GROUP
+from projections.window import Window, day_of, month_of, next_month
 
 Entry = tuple[str, str, str, str, bool]  # (group, previous stage or "", stage, move, re-entry)
 Exit = tuple[str, str]  # (group, stage)
@@ -152,7 +152,7 @@ def day_bucket(day: sa.ColumnElement[int], spans: list[list[Span]]) -> sa.Column
     return sa.case(*whens, else_=None)
 
 
-def _rolled(  # noqa: PLR0913, PLR0917
+def rolled_sums(  # noqa: PLR0913, PLR0917
     reader: Reader,
     table: sa.Table,
     plan: Plan,
@@ -184,7 +184,7 @@ def _days(reader: Reader, dim: str, plan: Plan) -> list[Sums]:
     roll = reader.tables["roll_stay"]
     keys = (roll.c.side, roll.c.value, roll.c.prev, roll.c.stage, roll.c.move, roll.c.reentry)
     sums = [Sums() for _ in plan.months]
-    for index, side, value, prev, stage, move, reentry, n in _rolled(
+    for index, side, value, prev, stage, move, reentry, n in rolled_sums(
         reader, roll, plan, roll.c.dim == dim, keys, ("n",)
     ):
         if side == IN:
@@ -235,7 +235,7 @@ def open_pipeline(reader: Reader, window: Window) -> dict[tuple[int, str, str], 
     roll = reader.tables["roll_opp"]
     keys = (roll.c.side, roll.c.stage, roll.c.currency)
     pieces: list[Counter[tuple[str, str, str]]] = [Counter() for _ in ranges]
-    for index, side, stage, currency, n, units in _rolled(
+    for index, side, stage, currency, n, units in rolled_sums(
         reader, roll, plan, sa.true(), keys, ("n", "units")
     ):
         sign = 1 if side == IN else -1

@@ -57,7 +57,6 @@ import bisect
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from itertools import groupby
 from operator import itemgetter
 from typing import Any
@@ -69,6 +68,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from projections.credit.data import CreditData
 from projections.credit.decide import as_deal, channels_of
 from projections.credit.kept import CREDIT_KEY, Counts, amount_counts, credit_counts, deal_data
+from projections.durations import (
+    DUR_KEY,
+    DUR_MEASURES,
+    SAMPLE_KEY,
+    DurationDelta,
+    DurKey,
+    add_sums,
+    lead_durations,
+    lead_rows,
+    sample_keys,
+)
 from projections.periods import FOREVER
 from projections.schema import (
     COHORT_MEASURES,
@@ -78,6 +88,7 @@ from projections.schema import (
     Tables,
 )
 from projections.stages import PROGRESSION, first_reaches, later_stages
+from projections.window import day_of, month_of
 
 DAY_US = 86_400_000_000
 BY_FIELDS = ("lead_source", "segment", "country", "owner", "channel")
@@ -104,24 +115,6 @@ DealKey = tuple[str, int, int, str, str, str]
 IN_QUERY = 500  # values per IN list
 NEVER = 2**31 - 1  # rl_roll_deal's ``until`` of a close that no later close follows
 WON, LOST = "won", "lost"
-EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-
-
-def day_of(us: int) -> int:
-    """The UTC day (days since 1970-01-01) holding the instant ``us`` (floored before 1970 too)."""
-    return us // DAY_US
-
-
-def month_of(day: int) -> int:
-    """The first day of the UTC month holding ``day`` (month rows are keyed by it)."""
-    return day - date.fromordinal(day + EPOCH_ORDINAL).day + 1
-
-
-def next_month(day: int) -> int:
-    """The first day of the UTC month after the one holding ``day``."""
-    first = date.fromordinal(month_of(day) + EPOCH_ORDINAL)
-    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
-    return following.toordinal() - EPOCH_ORDINAL
 
 
 def _grains(day: int) -> tuple[tuple[str, int], tuple[str, int]]:
@@ -415,6 +408,7 @@ class Delta:
     stays: Counter[StayKey] = field(default_factory=Counter)
     opens: Counter[tuple[OpenKey, str]] = field(default_factory=Counter)
     cohorts: Counter[tuple[CohortKey, str]] = field(default_factory=Counter)
+    durations: DurationDelta = field(default_factory=DurationDelta)
     opps: Counter[tuple[OppKey, str]] = field(default_factory=Counter)
     deals: Counter[tuple[DealKey, str]] = field(default_factory=Counter)
     credits: Counts = field(default_factory=Counter)
@@ -432,6 +426,7 @@ class Delta:
             self.stays.update(stay_counts(stays, by_lead, -1))
             self.opens.update(open_counts(stays, by_lead, -1))
             self.cohorts.update(cohort_counts(stays, by_lead, -1))
+            self.durations.update(lead_rows(stays), by_lead, _lead_splits, -1)
             contacts = _current(conn, t["contact"], "lead_id", subjects)
             touches = _current(conn, t["touch"], "lead_id", subjects)
             self.leads_before.update(_lead_facts(subjects, contacts, touches))
@@ -453,6 +448,7 @@ class Delta:
             self.stays.update(stay_counts(current, leads))
             self.opens.update(open_counts(current, leads))
             self.cohorts.update(cohort_counts(current, leads))
+            self.durations.update(lead_rows(current), leads, _lead_splits, 1)
             contacts = [r for r in rows.get("contact", ()) if r["known_to"] == FOREVER]
             touches = [r for r in rows.get("touch", ()) if r["known_to"] == FOREVER]
             known = {r["lead_id"] for r in (*contacts, *touches)}
@@ -557,6 +553,10 @@ class Delta:
             _upsert(conn, t["roll_cohort"], COHORT_KEY, COHORT_MEASURES, cohorts)
         if opps:
             _upsert(conn, t["roll_opp"], OPP_KEY, ("n", "units"), opps)
+        durations, gone, new = self.durations.rows()
+        if durations:
+            _upsert(conn, t["roll_dur"], DUR_KEY, DUR_MEASURES, durations)
+        _replace_samples(conn, t["dur_sample"], gone, new)
         if deals:
             _upsert(conn, t["roll_deal"], DEAL_KEY, DEAL_MEASURES, deals)
         if credit:
@@ -581,6 +581,19 @@ def _measured(
         for values, sums in sorted(merged.items())
         if any(sums.values())
     ]
+
+
+def _replace_samples(
+    conn: sa.Connection, table: sa.Table, gone: list[tuple[Any, ...]], new: list[tuple[Any, ...]]
+) -> None:
+    """Delete the ``gone`` sample rows, then insert the ``new`` ones (keys in SAMPLE_KEY order)."""
+    if gone:
+        match = sa.delete(table).where(*(table.c[k] == sa.bindparam(f"k_{k}") for k in SAMPLE_KEY))
+        conn.execute(
+            match, [{f"k_{k}": v for k, v in zip(SAMPLE_KEY, key, strict=True)} for key in gone]
+        )
+    if new:
+        conn.execute(sa.insert(table), [dict(zip(SAMPLE_KEY, key, strict=True)) for key in new])
 
 
 def _upsert(
@@ -673,7 +686,7 @@ def build(conn: sa.Connection, t: Tables) -> None:
     merged = _measured(opp_counts(opps), OPP_KEY, ("n", "units"))
     if merged:
         conn.execute(sa.insert(t["roll_opp"]), merged)
-    _build_cohorts(conn, t)
+    _build_per_lead(conn, t)
     _build_deals(conn, t)
 
 
@@ -755,10 +768,13 @@ def _build_channels(conn: sa.Connection, t: Tables) -> dict[str, str]:
     return channels
 
 
-def _build_cohorts(conn: sa.Connection, t: Tables) -> None:
-    """Fill ``rl_roll_cohort`` from the current stays, a lead at a time (:func:`lead_cohorts`).
+def _build_per_lead(conn: sa.Connection, t: Tables) -> None:
+    """Fill the roll-ups kept per lead from the current stays, a lead at a time.
 
-    The sums are held by key, and added to the table's rows every :data:`COHORT_FLUSH_KEYS`
+    They are ``rl_roll_cohort`` (:func:`lead_cohorts`), and ``rl_roll_dur`` and
+    ``rl_dur_sample`` (:func:`~projections.durations.lead_durations`).
+
+    The sums are held by key, and added to the tables' rows every :data:`COHORT_FLUSH_KEYS`
     keys, so memory stays bounded whatever the number of keys.
     """
     stay, lead = t["stay"], t["lead"]
@@ -767,20 +783,34 @@ def _build_cohorts(conn: sa.Connection, t: Tables) -> None:
     )
     columns = (stay.c.entered_us, stay.c.seq, stay.c.stage, stay.c.skipped)
     query = (
-        sa.select(stay.c.lead_id, *columns, lead.c.lead_id, *(lead.c[d] for d in BY_FIELDS))
+        sa.select(
+            stay.c.exited_us,
+            stay.c.lead_id,
+            *columns,
+            lead.c.lead_id,
+            *(lead.c[d] for d in BY_FIELDS),
+            lead.c.first_contact_us,
+        )
         .select_from(joined)
         .where(stay.c.known_to == FOREVER)
         .order_by(stay.c.lead_id, stay.c.entered_us, stay.c.seq)
     )
     sums: dict[CohortKey, list[int]] = {}
     writer = _Writer(conn, t["roll_cohort"], COHORT_KEY, COHORT_MEASURES, adding=True)
+    durations: dict[DurKey, list[int]] = {}
+    dur_writer = _Writer(conn, t["roll_dur"], DUR_KEY, DUR_MEASURES, adding=True)
+    samples = _Writer(conn, t["dur_sample"], SAMPLE_KEY, ())
     rows = conn.execute(query.execution_options(yield_per=10_000))
-    for _, group in groupby(rows, key=itemgetter(0)):
+    for lead_id, group in groupby(rows, key=itemgetter(1)):
         stays = list(group)
         first = stays[0]
-        splits = _splits(None if first[5] is None else first[6:])
-        lead_rows = [(row[1], row[2], row[3], row[4]) for row in stays]
-        for key, measures in lead_cohorts(lead_rows, splits):
+        splits = _splits(None if first[6] is None else first[7:-1])
+        current = [(row[2], row[3], row[4], row[5]) for row in stays]
+        timed = [(row[2], row[3], row[4], row[5], row[0]) for row in stays]
+        found = lead_durations(timed, first[-1])
+        add_sums(durations, found, splits)
+        samples.add_rows(sample_keys(found, lead_id))
+        for key, measures in lead_cohorts(current, splits):
             counts = sums.get(key)
             if counts is None:
                 counts = sums[key] = [0] * len(COHORT_MEASURES)
@@ -790,8 +820,15 @@ def _build_cohorts(conn: sa.Connection, t: Tables) -> None:
             writer.add_rows((*key, *counts) for key, counts in sums.items())
             writer.flush()
             sums.clear()
+        if len(durations) >= COHORT_FLUSH_KEYS:
+            dur_writer.add_rows((*key, *counts) for key, counts in durations.items())
+            dur_writer.flush()
+            durations.clear()
     writer.add_rows((*key, *counts) for key, counts in sums.items())
     writer.flush()
+    dur_writer.add_rows((*key, *counts) for key, counts in durations.items())
+    dur_writer.flush()
+    samples.flush()
 
 
 def _close_day(today: Counter[StayKey], months: Counter[StayKey], writer: _Writer) -> None:

@@ -24,6 +24,8 @@ ROLLUPS = (
     "roll_opp",
     "roll_open",
     "roll_cohort",
+    "roll_dur",
+    "dur_sample",
     "roll_deal",
     "deal_source",
     "roll_credit",
@@ -190,6 +192,32 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("prev", Integer, primary_key=True),  # day of the lead's entry before (or -2**31)
             Column("target", text, primary_key=True),  # a later stage ("" for the members)
             *(Column(m, big, nullable=False) for m in COHORT_MEASURES),
+        ),
+        "roll_dur": sa.Table(  # velocity's duration histograms (projections/durations.py)
+            name("roll_dur"),
+            metadata,
+            # key in this order: a period's rows of one split and grain are one range
+            Column("dim", String(16), primary_key=True),
+            Column("grain", String(1), primary_key=True),
+            Column("day", Integer, primary_key=True),  # UTC day (or month's first) of the end
+            Column("value", text, primary_key=True),
+            Column("measure", String(16), primary_key=True),
+            Column("key", text, primary_key=True),  # the stage, lag or "won"
+            Column("bucket", Integer, primary_key=True),  # durations.bucket_of
+            Column("n", big, nullable=False),
+            Column("total", big, nullable=False),  # sum of the durations, microseconds
+        ),
+        "dur_sample": sa.Table(  # every duration rl_roll_dur counts, to find one by rank
+            name("dur_sample"),
+            metadata,
+            Column("measure", String(16), primary_key=True),
+            Column("key", text, primary_key=True),
+            Column("bucket", Integer, primary_key=True),
+            Column("day", Integer, primary_key=True),
+            Column("duration_us", big, primary_key=True),
+            Column("lead_id", text, primary_key=True),
+            Column("seq", Integer, primary_key=True),  # the stay's (time in stage), else 0
+            sqlite_with_rowid=False,
         ),
         "roll_deal": sa.Table(
             name("roll_deal"),

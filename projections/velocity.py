@@ -15,15 +15,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from projections.balances import usable
+from projections.balances import plan_ranges, rolled_sums, usable
+from projections.durations import CYCLE, LAG, TIME_IN_STAGE
 from projections.periods import FOREVER
 from projections.reading import Reader
 from projections.report import Report
-from projections.rollup import day_of
 from projections.stages import PROGRESSION
-from projections.window import DAY_US, PeriodIndex, Window
+from projections.window import DAY_US, NONE_GROUP, PeriodIndex, Window, day_of
 
 DAYS_PER_QUERY = 100  # (stage, day) ranges of never-ended stays read in one query
+RANKS_PER_QUERY = 100  # ranked durations found in one query (rl_dur_sample ranges)
 
 Samples = dict[tuple[int, str, str, str], list[int]]  # (period, group, measure, key) -> µs
 Exits = dict[tuple[str, str, int], list[int]]  # (group, stage, first end gone at) -> entries
@@ -53,7 +54,8 @@ def velocity(reader: Reader, window: Window) -> Report:
     """Time in stage, open-stay age, stage-to-stage lag and sales cycle per period."""
     wanted = window.options.stage
     stage_filter = reader.tables["stay"].c.stage == wanted if wanted else sa.true()
-    completed, ages = _stays_through(reader, window, stage_filter)
+    rolled = _rollable(reader, window)
+    completed, ages = _stays_through(reader, window, stage_filter, completed=not rolled)
     rows = _ranked(completed) + ages
     lags = [
         (source, target)
@@ -61,7 +63,12 @@ def velocity(reader: Reader, window: Window) -> Report:
         if wanted in (None, source, target)
     ]
     cycle = wanted in (None, "won")
-    if lags or cycle:
+    if rolled:
+        measured: list[tuple[str, str | None]] = [(TIME_IN_STAGE, wanted)]
+        measured += [(LAG, f"{source}->{target}") for source, target in lags]
+        measured += [(CYCLE, "won")] if cycle else []
+        rows += _rolled_durations(reader, window, measured)
+    elif lags or cycle:
         rows += _ranked(_lags(reader, window, lags, cycle=cycle))
     by = window.options.by
     columns = [
@@ -90,13 +97,14 @@ def _stays(reader: Reader, window: Window, *where: sa.ColumnElement[bool]) -> sa
 
 
 def _stays_through(
-    reader: Reader, window: Window, stage_filter: sa.ColumnElement[bool]
+    reader: Reader, window: Window, stage_filter: sa.ColumnElement[bool], *, completed: bool
 ) -> tuple[Samples, list[list[object]]]:
     """Time in stage and open age, from one read of the stays that end in or after the window.
 
     A stay completed in a period (``start <= exited < end``) or open at a period's end
     (``entered < end <= exited``) has ``exited >= `` the first start and ``entered <`` the last
-    end: one read of those serves both (:func:`_open_ages`).
+    end: one read of those serves both (:func:`_open_ages`). With ``completed`` False (time in
+    stage comes from ``rl_roll_dur``) only the stays open at some end are read.
     """
     if not window.periods:
         return {}, []
@@ -104,11 +112,12 @@ def _stays_through(
     ends = [period.end for period in window.periods]
     rolled = usable(reader, window)
     query = _stays(reader, window, stage_filter, stay.c.entered_us < ends[-1])
-    query = query.where(stay.c.exited_us >= window.periods[0].start)
+    first = window.periods[0].start if completed else window.periods[0].end
+    query = query.where(stay.c.exited_us >= first)
     if rolled:  # the stays that never ended come from the roll-up
         query = query.where(stay.c.exited_us < FOREVER)
     find = PeriodIndex(window)
-    completed: Samples = defaultdict(list)
+    times: Samples = defaultdict(list)
     entries: dict[tuple[str, str], list[int]] = defaultdict(list)
     exits: Exits = defaultdict(list)
     last_end = ends[-1]
@@ -116,14 +125,15 @@ def _stays_through(
         if exited < last_end:
             idx = find(exited)  # never None: the periods are contiguous
             if idx is not None:
-                completed[idx, grp, "time_in_stage", stage].append(exited - entered)
+                if completed:
+                    times[idx, grp, "time_in_stage", stage].append(exited - entered)
                 if idx:  # exited at or after the first end: in the sweep until end ``idx``
                     entries[grp, stage].append(entered)
                     exits[grp, stage, idx].append(entered)
         else:  # still open at the last end: never leaves the sweep
             entries[grp, stage].append(entered)
     never = _NeverEnded.read(reader, window, ends) if rolled else {}
-    return completed, _open_ages(reader, window, entries, exits, never)
+    return times, _open_ages(reader, window, entries, exits, never)
 
 
 def _open_ages(
@@ -477,3 +487,134 @@ def _lags(reader: Reader, window: Window, lags: list[tuple[str, str]], *, cycle:
                 if idx is not None:
                     samples[idx, row[0], measure, key].append(t1 - t0)
     return samples
+
+
+def _rollable(reader: Reader, window: Window) -> bool:
+    """Whether ``rl_roll_dur`` answers ``window``: current knowledge, periods at UTC midnights.
+
+    A time in stage falls in the period of its exit, a lag or a sales cycle in the period of its
+    reach; none is ever after the cap, and each is the same whatever the cap
+    (projections/durations.py). The roll-up keys them by UTC day.
+    """
+    if not usable(reader, window):
+        return False
+    return all(p.start % DAY_US == 0 and p.end % DAY_US == 0 for p in window.periods)
+
+
+@dataclass(eq=False)  # each is its own key
+class _Ranked:
+    """One period's, group's, measure's and key's durations, as the histogram gives them."""
+
+    idx: int
+    group: str
+    measure: str
+    key: str
+    buckets: dict[int, list[int]] = field(default_factory=dict)  # bucket -> [n, total]
+    found: list[int] = field(default_factory=list)  # the median's and p90's durations
+
+    def ranks(self) -> list[tuple[int, int]]:
+        """The (bucket, rank within it, from 0) of the median and of the p90."""
+        n = sum(count for count, _ in self.buckets.values())
+        wanted = [(n + 1) // 2 - 1, (9 * n + 9) // 10 - 1]  # ascending
+        out: list[tuple[int, int]] = []
+        below = 0
+        for bucket in sorted(self.buckets):
+            count = self.buckets[bucket][0]
+            while len(out) < len(wanted) and wanted[len(out)] < below + count:
+                out.append((bucket, wanted[len(out)] - below))
+            below += count
+        return out
+
+    def row(self) -> list[object]:
+        """The report row: period, group, measure, key, count, mean, median, p90."""
+        n = sum(count for count, _ in self.buckets.values())
+        total = sum(total for _, total in self.buckets.values())
+        median, p90 = self.found
+        return [self.idx, self.group, self.measure, self.key, *_statistics(n, total, median, p90)]
+
+
+def _rolled_durations(
+    reader: Reader, window: Window, measured: list[tuple[str, str | None]]
+) -> list[list[object]]:
+    """The ``measured`` (measure, key; None: every key) durations per period, from ``rl_roll_dur``.
+
+    Each period's histogram is summed from whole months and days; the median and p90 are the
+    durations at their ranks within the buckets that hold them, read from ``rl_dur_sample``.
+    """
+    roll = reader.tables["roll_dur"]
+    plan = plan_ranges([(p.start, p.end) for p in window.periods])
+    chosen = [
+        roll.c.measure == measure
+        if key is None
+        else sa.and_(roll.c.measure == measure, roll.c.key == key)
+        for measure, key in measured
+    ]
+    where = sa.and_(roll.c.dim == (window.options.by or ""), sa.or_(*chosen))
+    keys = (roll.c.value, roll.c.measure, roll.c.key, roll.c.bucket)
+    found: dict[tuple[int, str, str, str], _Ranked] = {}
+    for idx, value, measure, key, bucket, n, total in rolled_sums(
+        reader, roll, plan, where, keys, ("n", "total")
+    ):
+        ranked = found.get((idx, value, measure, key))
+        if ranked is None:
+            ranked = found[idx, value, measure, key] = _Ranked(idx, value, measure, key)
+        sums = ranked.buckets.setdefault(bucket, [0, 0])
+        sums[0] += int(n)
+        sums[1] += int(total)
+    out = [ranked for ranked in found.values() if any(n for n, _ in ranked.buckets.values())]
+    lookups = {(ranked, *at) for ranked in out for at in ranked.ranks()}
+    durations = _ranked_durations(reader, window, sorted(lookups, key=_lookup_order))
+    for ranked in out:
+        ranked.found = [durations[ranked, *at] for at in ranked.ranks()]
+    return [ranked.row() for ranked in out]
+
+
+def _lookup_order(lookup: tuple[_Ranked, int, int]) -> tuple[object, ...]:
+    ranked, bucket, rank = lookup
+    return (ranked.measure, ranked.key, bucket, ranked.idx, ranked.group, rank)
+
+
+def _ranked_durations(
+    reader: Reader, window: Window, lookups: list[tuple[_Ranked, int, int]]
+) -> dict[tuple[_Ranked, int, int], int]:
+    """The duration of each (period's durations, bucket, rank within the bucket).
+
+    One range of ``rl_dur_sample`` per lookup (its measure, key, bucket and the period's UTC
+    days), ordered by duration and cut at the rank, run as one compound query per
+    :data:`RANKS_PER_QUERY` lookups. Split ``--by``, the range's samples are those of the
+    leads whose current dimension row has the group's value.
+    """
+    sample, lead = reader.tables["dur_sample"], reader.tables["lead"]
+    by = window.options.by
+    source: sa.FromClause = sample
+    if by:
+        current = sa.and_(lead.c.lead_id == sample.c.lead_id, lead.c.known_to == FOREVER)
+        source = sample.join(lead, current)
+    out: dict[tuple[_Ranked, int, int], int] = {}
+    for first in range(0, len(lookups), RANKS_PER_QUERY):
+        chunk = lookups[first : first + RANKS_PER_QUERY]
+        selects = []
+        for i, (ranked, bucket, rank) in enumerate(chunk):
+            period = window.periods[ranked.idx]
+            query = (
+                sa.select(sample.c.duration_us)
+                .select_from(source)
+                .where(
+                    sample.c.measure == ranked.measure,
+                    sample.c.key == ranked.key,
+                    sample.c.bucket == bucket,
+                    sample.c.day >= period.start // DAY_US,
+                    sample.c.day < period.end // DAY_US,
+                )
+                .order_by(sample.c.duration_us)
+                .limit(1)
+                .offset(rank)
+            )
+            if by:
+                query = query.where(sa.func.coalesce(lead.c[by], NONE_GROUP) == ranked.group)
+            inner = query.subquery(f"r{i}")
+            selects.append(sa.select(sa.literal(i, sa.Integer).label("i"), inner.c.duration_us))
+        compound = selects[0] if len(selects) == 1 else sa.union_all(*selects)
+        for i, duration in reader.rows(compound):
+            out[chunk[i]] = int(duration)
+    return out

@@ -23,6 +23,24 @@ NONE_GROUP = "(none)"
 DEFAULT_PERIODS = 12
 DAY_US = 86_400_000_000
 PERIODS_PER_QUERY = 200
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def day_of(us: int) -> int:
+    """The UTC day (days since 1970-01-01) holding the instant ``us`` (floored before 1970 too)."""
+    return us // DAY_US
+
+
+def month_of(day: int) -> int:
+    """The first day of the UTC month holding ``day`` (month rows are keyed by it)."""
+    return day - date.fromordinal(day + EPOCH_ORDINAL).day + 1
+
+
+def next_month(day: int) -> int:
+    """The first day of the UTC month after the one holding ``day``."""
+    first = date.fromordinal(month_of(day) + EPOCH_ORDINAL)
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    return following.toordinal() - EPOCH_ORDINAL
 
 
 @dataclass(frozen=True)

@@ -252,16 +252,8 @@ COHORT_STORY = [
 ]
 
 
-def test_cohort_conversion_reads_its_rollup_when_it_can(db_url: str,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The roll-up answers cohort conversion up to now, in UTC, for a kept ``--within``.
-
-    Ties, re-entries, skips and a reach exactly at the limit give the stay table's counts.
-    Another ``--within``, a timezone whose midnight is not UTC's, and a cap before the last
-    stay's entry read the stay table.
-    """
-    from projections import conversion  # noqa: PLC0415
-
+def _project_story(db_url: str) -> None:
+    """Record :data:`COHORT_STORY` (lead D with a segment) and project it a few facts at a time."""
     records = _stage_records(COHORT_STORY)
     records.append({"type": "lead_captured", "source": "story", "source_id": "cD",
                     "actor": "crm", "lead_id": "D", "occurred_at": "2025-02-01T00:00:00Z",
@@ -272,6 +264,37 @@ def test_cohort_conversion_reads_its_rollup_when_it_can(db_url: str,
     projection.catch_up()
     projection.close()
     ledger.close()
+
+
+def _check_paths(db_url: str, name: str, cases: list[tuple[ReportOptions, bool]],
+                 rolled: list[ReportOptions]) -> None:
+    """Each case reads the roll-up (``rolled`` gets its options) or not, as expected.
+
+    Either way it gives the same rows as the stay tables.
+    """
+    for options, expected in cases:
+        rolled.clear()
+        api = Reports(open_ledger(db_url).config)
+        fast = api.run(name, options).rows
+        assert bool(rolled) == expected, options
+        api.reader._rollups = False  # noqa: SLF001 (hide the roll-ups: scan the stays)
+        slow = api.run(name, options).rows
+        api.close()
+        assert fast == slow, options
+        assert fast
+
+
+def test_cohort_conversion_reads_its_rollup_when_it_can(db_url: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The roll-up answers cohort conversion up to now, in UTC, for a kept ``--within``.
+
+    Ties, re-entries, skips and a reach exactly at the limit give the stay table's counts.
+    Another ``--within``, a timezone whose midnight is not UTC's, and a cap before the last
+    stay's entry read the stay table.
+    """
+    from projections import conversion  # noqa: PLC0415
+
+    _project_story(db_url)
     rolled: list[ReportOptions] = []
     real = conversion._rolled_cohorts  # noqa: SLF001 - whether the roll-up is read is the point
 
@@ -290,16 +313,7 @@ def test_cohort_conversion_reads_its_rollup_when_it_can(db_url: str,
         (base.replace(calendar=Calendar("month", zone("America/New_York"))), False),
         (base.replace(as_of=date(2025, 3, 10)), False),
     ]
-    for options, expected in cases:
-        rolled.clear()
-        api = Reports(open_ledger(db_url).config)
-        fast = api.run("conversion", options).rows
-        assert bool(rolled) == expected, options
-        api.reader._rollups = False  # noqa: SLF001 (hide the roll-ups: scan the stays)
-        slow = api.run("conversion", options).rows
-        api.close()
-        assert fast == slow, options
-        assert fast
+    _check_paths(db_url, "conversion", cases, rolled)
     rolled.clear()
     api = Reports(open_ledger(db_url).config)
     rows = api.run("conversion", base.replace(stage="mql")).rows
@@ -320,6 +334,57 @@ def test_cohort_conversion_reads_its_rollup_when_it_can(db_url: str,
     february = {row[2]: row[4:] for row in rows if row[0] == "2025-02"}
     assert february["sal"] == [1, 1, 1.0, 1, 1.0, 0]  # B, back from recycled
     assert rolled
+
+
+def test_velocity_durations_read_their_rollup_when_they_can(db_url: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Time in stage, lags and the sales cycle come from ``rl_roll_dur`` (current knowledge, UTC).
+
+    The story's same-instant entries, skips and re-entries give the stay table's rows; a
+    timezone whose midnight is not UTC's and ``--known-at`` read the stay table.
+    """
+    from projections import velocity  # noqa: PLC0415
+
+    _project_story(db_url)
+    rolled: list[ReportOptions] = []
+    real = velocity._rolled_durations  # noqa: SLF001 - whether the roll-up is read is the point
+
+    def spy(reader: Reader, window: Any, measured: list[tuple[str, str]]) -> Any:
+        rolled.append(window.options)
+        return real(reader, window, measured)
+
+    monkeypatch.setattr(velocity, "_rolled_durations", spy)
+    base = ReportOptions(calendar=Calendar("month"), start=date(2025, 1, 1),
+                         as_of=date(2025, 3, 31))
+    cases = [
+        (base, True),
+        (base.replace(by="segment", calendar=Calendar("week")), True),
+        (base.replace(stage="sql", as_of=date(2025, 3, 10)), True),
+        (base.replace(calendar=Calendar("month", zone("America/New_York"))), False),
+        (base.replace(known_at=datetime.now(UTC)), False),
+    ]
+    _check_paths(db_url, "velocity", cases, rolled)
+    api = Reports(open_ledger(db_url).config)
+    rows = api.run("velocity", base).rows
+    api.close()
+    lags = {(row[0], row[2]): row[3:] for row in rows if row[1] in {"lag", "sales_cycle"}}
+    times = {(row[0], row[2]): row[3:] for row in rows if row[1] == "time_in_stage"}
+    # January's completed mql stays: A's first (1 day 14 h) and B's until recycled (5 days);
+    # A's re-entry ends in February. Inquiry: A and E leave it at the instant they enter it.
+    assert times["2025-01", "mql"] == [2, (38 / 24 + 5) / 2, 38 / 24, 5.0]
+    assert times["2025-01", "inquiry"] == [2, 0.0, 0.0, 0.0]
+    second, day = 1 / 86_400, 1.0
+    # January: A's inquiry->mql at the same instant (0) and E's (0); A's mql->sal, 1 day 14 h.
+    assert lags["2025-01", "inquiry->mql"] == [2, 0.0, 0.0, 0.0]
+    assert lags["2025-01", "mql->sal"] == [1, 38 / 24, 38 / 24, 38 / 24]
+    # February: C skips sal one second after entering mql; B reaches it 22 days after its first
+    # mql entry (its re-entry does not count). Median rank 1, p90 rank 2.
+    assert lags["2025-02", "mql->sal"] == [2, (second + 22 * day) / 2, second, 22 * day]
+    # March: A's sql->sqo, by skipping sqo into won, 26 days 14 hours after entering sql; C's
+    # sql->sqo is negative (sqo was reached first) and left out. A's cycle from its first entry.
+    assert lags["2025-03", "sql->sqo"] == [1, 26 + 14 / 24, 26 + 14 / 24, 26 + 14 / 24]
+    assert lags["2025-03", "won"] == [1, 56 + 14 / 24, 56 + 14 / 24, 56 + 14 / 24]
+    assert ("2025-03", "sqo->won") not in lags  # A skipped sqo: no entry to start from
 
 
 def test_the_cohort_rollup_is_the_same_when_the_rebuild_adds_it_in_parts(

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from projections.balances import plan_ranges
-from projections.rollup import DAY_US, EPOCH_ORDINAL, month_of, next_month
+from projections.rollup import DAY_US
+from projections.window import EPOCH_ORDINAL, month_of, next_month
 
 EARLY, LATE = -40 * 365 * DAY_US, 80 * 365 * DAY_US
 instants = st.integers(EARLY, LATE) | st.integers(-800, 800).map(lambda d: d * DAY_US)
