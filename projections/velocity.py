@@ -15,11 +15,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from projections.balances import plan_ranges, rolled_sums, usable
+from projections.balances import day_bucket, plan_ranges, usable
 from projections.durations import CYCLE, LAG, TIME_IN_STAGE
 from projections.periods import FOREVER
 from projections.reading import Reader
 from projections.report import Report
+from projections.rollup import DAY, MONTH
 from projections.stages import PROGRESSION
 from projections.window import DAY_US, NONE_GROUP, PeriodIndex, Window, day_of
 
@@ -391,26 +392,49 @@ def _never_ended_on(
 
     One range of the (stage, entry time) index per day, run as one compound query per
     ``DAYS_PER_QUERY`` days: an ``OR`` of the ranges would read every stay that never ended.
+    Only the current stays are read (the roll-ups hold the current knowledge).
     """
-    stay = reader.tables["stay"]
-    columns = (reader.group(window), stay.c.stage, stay.c.entered_us)
+    by = window.options.by
+    dialect = reader.engine.dialect
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    quote = dialect.identifier_preparer
+    stay = quote.format_table(reader.tables["stay"])
+    joined, group, params = stay, "''", []
+    if by:
+        lead = quote.format_table(reader.tables["lead"])
+        joined += f" JOIN {lead} l ON l.lead_id = {stay}.lead_id AND l.known_to = {FOREVER}"
+        group, params = f"COALESCE(l.{quote.quote(by)}, {mark})", [NONE_GROUP]
+    arm = (
+        f"SELECT {group}, {stay}.stage, {stay}.entered_us FROM {joined} "  # noqa: S608 (our names)
+        f"WHERE {stay}.known_to = {FOREVER} AND {stay}.stage = {mark} "
+        f"AND {stay}.entered_us >= {mark} AND {stay}.entered_us < {mark} "
+        f"AND {stay}.exited_us >= {FOREVER}"
+    )
+    arms = [[*params, stage, day * DAY_US, (day + 1) * DAY_US] for stage, day in days]
     out: dict[tuple[str, str, int], list[int]] = defaultdict(list)
-    for first in range(0, len(days), DAYS_PER_QUERY):
-        ranges = [
-            reader.known_rows(window, stay, *columns).where(
-                stay.c.stage == stage,
-                stay.c.entered_us >= day * DAY_US,
-                stay.c.entered_us < (day + 1) * DAY_US,
-                stay.c.exited_us >= FOREVER,
-            )
-            for stage, day in days[first : first + DAYS_PER_QUERY]
-        ]
-        query = ranges[0] if len(ranges) == 1 else sa.union_all(*ranges)
-        for grp, stage, entered in reader.rows(query):
-            out[grp, stage, day_of(entered)].append(entered)
+    for grp, stage, entered in _compound(reader, arm, arms, DAYS_PER_QUERY):
+        out[grp, stage, day_of(entered)].append(entered)
     for entered in out.values():
         entered.sort()
     return dict(out)
+
+
+def _compound(
+    reader: Reader, arm: str, arms: list[list[object]], per_query: int
+) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``arm`` (SQL with the driver's positional parameters) for each of ``arms``.
+
+    The copies run ``per_query`` at a time as one ``UNION ALL``, each a subquery (so an arm may
+    have its own ``ORDER BY`` and ``LIMIT``), with the parameters bound by the driver: building
+    and compiling an expression tree per arm cost more than running them.
+    """
+    for first in range(0, len(arms), per_query):
+        chunk = arms[first : first + per_query]
+        copies = (f"SELECT * FROM ({arm}) r{i}" for i in range(len(chunk)))  # noqa: S608
+        compound = " UNION ALL ".join(copies)
+        with reader.engine.begin() as conn:
+            params = tuple(value for values in chunk for value in values)
+            yield from conn.exec_driver_sql(compound, params)
 
 
 def _reaching(stay: sa.Table, window: Window, targets: list[str]) -> sa.Select[Any]:
@@ -509,28 +533,16 @@ class _Ranked:
     group: str
     measure: str
     key: str
-    buckets: dict[int, list[int]] = field(default_factory=dict)  # bucket -> [n, total]
+    n: int
+    total: int  # microseconds
+    ranks: list[tuple[int, int]] = field(default_factory=lambda: [(0, 0), (0, 0)])
     found: list[int] = field(default_factory=list)  # the median's and p90's durations
-
-    def ranks(self) -> list[tuple[int, int]]:
-        """The (bucket, rank within it, from 0) of the median and of the p90."""
-        n = sum(count for count, _ in self.buckets.values())
-        wanted = [(n + 1) // 2 - 1, (9 * n + 9) // 10 - 1]  # ascending
-        out: list[tuple[int, int]] = []
-        below = 0
-        for bucket in sorted(self.buckets):
-            count = self.buckets[bucket][0]
-            while len(out) < len(wanted) and wanted[len(out)] < below + count:
-                out.append((bucket, wanted[len(out)] - below))
-            below += count
-        return out
 
     def row(self) -> list[object]:
         """The report row: period, group, measure, key, count, mean, median, p90."""
-        n = sum(count for count, _ in self.buckets.values())
-        total = sum(total for _, total in self.buckets.values())
         median, p90 = self.found
-        return [self.idx, self.group, self.measure, self.key, *_statistics(n, total, median, p90)]
+        group, n = self.group, self.n
+        return [self.idx, group, self.measure, self.key, *_statistics(n, self.total, median, p90)]
 
 
 def _rolled_durations(
@@ -538,8 +550,37 @@ def _rolled_durations(
 ) -> list[list[object]]:
     """The ``measured`` (measure, key; None: every key) durations per period, from ``rl_roll_dur``.
 
-    Each period's histogram is summed from whole months and days; the median and p90 are the
-    durations at their ranks within the buckets that hold them, read from ``rl_dur_sample``.
+    The database sums each period's histogram from whole months and days and returns, per
+    period, group, measure and key, the count, the sum and the buckets that hold the median
+    and the p90 (:func:`_rank_buckets`); their durations are read from ``rl_dur_sample``.
+    """
+    found: dict[tuple[int, str, str, str], _Ranked] = {}
+    for idx, value, measure, key, bucket, n, below, count, total in reader.rows(
+        _rank_buckets(reader, window, measured)
+    ):
+        ranked = found.get((idx, value, measure, key))
+        if ranked is None:
+            ranked = _Ranked(idx, value, measure, key, int(count), int(total))
+            found[idx, value, measure, key] = ranked
+        for at, rank in enumerate(((count + 1) // 2, (9 * count + 9) // 10)):
+            if below < rank <= below + n:
+                ranked.ranks[at] = (bucket, rank - 1 - below)
+    out = list(found.values())
+    lookups = {(ranked, *at) for ranked in out for at in ranked.ranks}
+    durations = _ranked_durations(reader, window, sorted(lookups, key=_lookup_order))
+    for ranked in out:
+        ranked.found = [durations[ranked, *at] for at in ranked.ranks]
+    return [ranked.row() for ranked in out]
+
+
+def _rank_buckets(
+    reader: Reader, window: Window, measured: list[tuple[str, str | None]]
+) -> sa.Select[Any]:
+    """(period, group, measure, key, bucket, n, n below it, count, sum) of rank buckets.
+
+    The period's histogram is summed from the whole months and days of ``rl_roll_dur``; running
+    counts over its buckets in order find the bucket of the median (rank ⌈count/2⌉) and of the
+    p90 (rank ⌈0.9 count⌉), so only those rows leave the database.
     """
     roll = reader.tables["roll_dur"]
     plan = plan_ranges([(p.start, p.end) for p in window.periods])
@@ -550,23 +591,55 @@ def _rolled_durations(
         for measure, key in measured
     ]
     where = sa.and_(roll.c.dim == (window.options.by or ""), sa.or_(*chosen))
-    keys = (roll.c.value, roll.c.measure, roll.c.key, roll.c.bucket)
-    found: dict[tuple[int, str, str, str], _Ranked] = {}
-    for idx, value, measure, key, bucket, n, total in rolled_sums(
-        reader, roll, plan, where, keys, ("n", "total")
-    ):
-        ranked = found.get((idx, value, measure, key))
-        if ranked is None:
-            ranked = found[idx, value, measure, key] = _Ranked(idx, value, measure, key)
-        sums = ranked.buckets.setdefault(bucket, [0, 0])
-        sums[0] += int(n)
-        sums[1] += int(total)
-    out = [ranked for ranked in found.values() if any(n for n, _ in ranked.buckets.values())]
-    lookups = {(ranked, *at) for ranked in out for at in ranked.ranks()}
-    durations = _ranked_durations(reader, window, sorted(lookups, key=_lookup_order))
-    for ranked in out:
-        ranked.found = [durations[ranked, *at] for at in ranked.ranks()]
-    return [ranked.row() for ranked in out]
+    parts = []
+    for grain, spans in ((MONTH, plan.months), (DAY, plan.days)):
+        flat = [span for ranges in spans for span in ranges]
+        if not flat:
+            continue
+        period = day_bucket(roll.c.day, spans).label("p")
+        first = min(first for first, _ in flat if first is not None)
+        parts.append(
+            sa.select(period, *(roll.c[c] for c in ("value", "measure", "key", "bucket", "n")))
+            .add_columns(roll.c.total)
+            .where(where, roll.c.grain == grain, roll.c.day >= first)
+            .where(roll.c.day < max(last for _, last in flat))
+        )
+    rows = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery("rows")
+    big = sa.BigInteger
+    grouped = (rows.c.p, rows.c.value, rows.c.measure, rows.c.key, rows.c.bucket)
+    hist = (
+        sa.select(
+            *grouped,
+            sa.cast(sa.func.sum(rows.c.n), big).label("n"),
+            sa.func.sum(rows.c.total).label("total"),
+        )
+        .where(rows.c.p.is_not(None))
+        .group_by(*grouped)
+        .subquery("hist")
+    )
+    each = (hist.c.p, hist.c.value, hist.c.measure, hist.c.key)
+    upto = sa.func.sum(hist.c.n).over(partition_by=each, order_by=hist.c.bucket, rows=(None, 0))
+    counted = sa.select(
+        *each,
+        hist.c.bucket,
+        hist.c.n,
+        sa.cast(upto, big).label("upto"),
+        sa.cast(sa.func.sum(hist.c.n).over(partition_by=each), big).label("count"),
+        sa.func.sum(hist.c.total).over(partition_by=each).label("total"),
+    ).subquery("counted")
+    below = counted.c.upto - counted.c.n
+    median, p90 = (counted.c.count + 1) // 2, (9 * counted.c.count + 9) // 10
+    return sa.select(
+        *(counted.c[c] for c in ("p", "value", "measure", "key", "bucket", "n")),
+        below,
+        counted.c.count,
+        counted.c.total,
+    ).where(
+        sa.or_(
+            sa.and_(below < median, counted.c.upto >= median),
+            sa.and_(below < p90, counted.c.upto >= p90),
+        )
+    )
 
 
 def _lookup_order(lookup: tuple[_Ranked, int, int]) -> tuple[object, ...]:
@@ -587,23 +660,13 @@ def _ranked_durations(
     than running them.
     """
     by = window.options.by
-    arm = _rank_statement(reader, by)
-    out: dict[tuple[_Ranked, int, int], int] = {}
-    for first in range(0, len(lookups), RANKS_PER_QUERY):
-        chunk = lookups[first : first + RANKS_PER_QUERY]
-        params: list[object] = []
-        for i, (ranked, bucket, rank) in enumerate(chunk):
-            period = window.periods[ranked.idx]
-            params += [i, ranked.measure, ranked.key, bucket]
-            params += [period.start // DAY_US, period.end // DAY_US]
-            params += [NONE_GROUP, ranked.group] if by else []
-            params.append(rank)
-        arms = (f"SELECT * FROM ({arm}) r{i}" for i in range(len(chunk)))  # noqa: S608
-        compound = " UNION ALL ".join(arms)
-        with reader.engine.begin() as conn:
-            for i, duration in conn.exec_driver_sql(compound, tuple(params)):
-                out[chunk[i]] = int(duration)
-    return out
+    arms: list[list[object]] = []
+    for i, (ranked, bucket, rank) in enumerate(lookups):
+        period = window.periods[ranked.idx]
+        arms.append([i, ranked.measure, ranked.key, bucket, period.start // DAY_US])
+        arms[-1] += [period.end // DAY_US, *([NONE_GROUP, ranked.group] if by else []), rank]
+    rows = _compound(reader, _rank_statement(reader, by), arms, RANKS_PER_QUERY)
+    return {lookups[i]: int(duration) for i, duration in rows}
 
 
 def _rank_statement(reader: Reader, by: str | None) -> str:
