@@ -7,13 +7,17 @@ current stays and first contact. They are kept twice:
 
 - ``rl_roll_dur``: per (split dimension, value, measure, key, grain, day of the exit or reach,
   bucket)
-  how many durations and their sum in microseconds, at grains ``d`` (UTC day) and ``m`` (UTC
-  month, keyed by its first day), like ``rl_roll_stay``. ``bucket`` (:func:`bucket_of`) cuts
+  how many durations and their sum in microseconds, at grain ``m`` (UTC month, keyed by its
+  first day) and, for the whole (dimension ``""``), also ``d`` (UTC day): a split's day rows
+  would be about one per duration. ``bucket`` (:func:`bucket_of`) cuts
   durations into 8 buckets per doubling, so a period's counts per bucket are a histogram, and
   the bucket that holds a rank, and the rank within it, come from it;
-- ``rl_dur_sample``: every duration, keyed (measure, key, bucket, UTC day, duration, lead, seq),
-  so the duration of a rank within a bucket is one short range of that key: exact nearest-rank
+- ``rl_dur_sample``: every duration, indexed by (measure, key, bucket, UTC day, duration), so
+  the duration of a rank within a bucket is one short range of that index: exact nearest-rank
   medians and p90s read a few rows each.
+
+A rebuild appends every lead's samples, then aggregates the histograms from them in SQL
+(``rollup.build``); a catch-up moves a re-derived lead's samples and sums (:class:`DurationDelta`).
 
 Definitions: docs/metrics.md, section "Velocity"; the read side: projections/velocity.py.
 """
@@ -34,12 +38,12 @@ LAG_KEYS = tuple(f"{source}->{target}" for source, target in pairwise(PROGRESSIO
 SUB_BUCKETS = 8  # buckets per doubling of a duration
 DUR_KEY = ("dim", "value", "measure", "key", "grain", "day", "bucket")
 DUR_MEASURES = ("n", "total")
-SAMPLE_KEY = ("measure", "key", "bucket", "day", "duration_us", "lead_id", "seq")
+SAMPLE_KEY = ("measure", "key", "bucket", "day", "duration_us", "lead_id", "seq", "month")
 
 Sample = tuple[str, str, int, int, int]  # (measure, key, ended at, duration µs, stay seq or 0)
 Stay = tuple[int, int, str, str, int]  # (entered, seq, stage, skipped, exited)
 DurKey = tuple[str, str, str, str, str, int, int]
-SampleKey = tuple[str, str, int, int, int, str, int]
+SampleKey = tuple[str, str, int, int, int, str, int, int]
 
 
 def bucket_of(duration: int) -> int:
@@ -85,7 +89,8 @@ def lead_durations(rows: Sequence[Stay], contact: int | None) -> list[Sample]:
 def sample_keys(samples: Iterable[Sample], lead_id: str) -> Iterable[SampleKey]:
     """The ``rl_dur_sample`` rows of one lead's ``samples``."""
     for measure, key, at, duration, seq in samples:
-        yield (measure, key, bucket_of(duration), at // DAY_US, duration, lead_id, seq)
+        day = at // DAY_US
+        yield (measure, key, bucket_of(duration), day, duration, lead_id, seq, month_of(day))
 
 
 def add_sums(
@@ -94,12 +99,13 @@ def add_sums(
     splits: Sequence[tuple[str, str]],
     sign: int = 1,
 ) -> None:
-    """Add (``sign`` -1: take out) ``samples``' counts and sums under each split, at both grains."""
+    """Add (``sign`` -1: take out) ``samples``' counts and sums under each split and grain."""
     for measure, key, at, duration, _ in samples:
         bucket = bucket_of(duration)
         day = at // DAY_US
-        for grain, when in (("d", day), ("m", month_of(day))):
-            for dim, value in splits:
+        month = month_of(day)
+        for dim, value in splits:
+            for grain, when in (("m", month), ("d", day)) if dim == "" else (("m", month),):
                 sums_of = sums.get((dim, value, measure, key, grain, when, bucket))
                 if sums_of is None:
                     sums_of = sums[dim, value, measure, key, grain, when, bucket] = [0, 0]

@@ -25,6 +25,9 @@ keep those counts per UTC day, as the ledger knows them now (``known_to = FOREVE
   days, and only by skipping it. A reach counts whatever its time, so the report uses it when
   its cap is after every stay's entry (a report up to now); a cohort depends only on its lead's
   own stays;
+- ``rl_roll_dur`` and ``rl_dur_sample``: velocity's times in stage, lags and sales cycles, as
+  histograms per UTC day and month and as every duration, to find a rank's exactly
+  (projections/durations.py); like the cohorts, a lead's depend only on its own stays;
 - ``rl_roll_deal``: per (what, UTC day, until, type, currency) the revenue report's sums
   (projections/credit/revenue.py): deals ``opened`` (by opportunity type and currency); ``won``
   closes with an amount (by type and won currency: count, amount, and cycle, the close time
@@ -65,6 +68,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from projections.build_bulk import create_indexes
 from projections.credit.data import CreditData
 from projections.credit.decide import as_deal, channels_of
 from projections.credit.kept import CREDIT_KEY, Counts, amount_counts, credit_counts, deal_data
@@ -73,8 +77,6 @@ from projections.durations import (
     DUR_MEASURES,
     SAMPLE_KEY,
     DurationDelta,
-    DurKey,
-    add_sums,
     lead_durations,
     lead_rows,
     sample_keys,
@@ -109,6 +111,7 @@ NO_ENTRY = -(2**31)  # rl_roll_cohort's ``prev`` when the lead had not entered t
 # any period holding the day, so rl_roll_cohort keeps it as NO_ENTRY (fewer distinct rows).
 PREV_HORIZON = 92
 COHORT_FLUSH_KEYS = 200_000  # the rebuild adds its cohort sums to the table every so many keys
+INDEXED_WHEN_FILLED = ("dur_sample",)  # a rebuild builds their indexes after filling them
 COHORT_TARGETS = {source: later_stages(source) for source in PROGRESSION[:-1]}
 DEAL_KEY = ("what", "day", "until", "type", "currency", "channel")
 DealKey = tuple[str, int, int, str, str, str]
@@ -797,8 +800,6 @@ def _build_per_lead(conn: sa.Connection, t: Tables) -> None:
     )
     sums: dict[CohortKey, list[int]] = {}
     writer = _Writer(conn, t["roll_cohort"], COHORT_KEY, COHORT_MEASURES, adding=True)
-    durations: dict[DurKey, list[int]] = {}
-    dur_writer = _Writer(conn, t["roll_dur"], DUR_KEY, DUR_MEASURES, adding=True)
     samples = _Writer(conn, t["dur_sample"], SAMPLE_KEY, ())
     rows = conn.execute(query.execution_options(yield_per=10_000))
     for lead_id, group in groupby(rows, key=itemgetter(1)):
@@ -807,9 +808,7 @@ def _build_per_lead(conn: sa.Connection, t: Tables) -> None:
         splits = _splits(None if first[6] is None else first[7:-1])
         current = [(row[2], row[3], row[4], row[5]) for row in stays]
         timed = [(row[2], row[3], row[4], row[5], row[0]) for row in stays]
-        found = lead_durations(timed, first[-1])
-        add_sums(durations, found, splits)
-        samples.add_rows(sample_keys(found, lead_id))
+        samples.add_rows(sample_keys(lead_durations(timed, first[-1]), lead_id))
         for key, measures in lead_cohorts(current, splits):
             counts = sums.get(key)
             if counts is None:
@@ -820,15 +819,35 @@ def _build_per_lead(conn: sa.Connection, t: Tables) -> None:
             writer.add_rows((*key, *counts) for key, counts in sums.items())
             writer.flush()
             sums.clear()
-        if len(durations) >= COHORT_FLUSH_KEYS:
-            dur_writer.add_rows((*key, *counts) for key, counts in durations.items())
-            dur_writer.flush()
-            durations.clear()
     writer.add_rows((*key, *counts) for key, counts in sums.items())
     writer.flush()
-    dur_writer.add_rows((*key, *counts) for key, counts in durations.items())
-    dur_writer.flush()
     samples.flush()
+    create_indexes(conn, t, INDEXED_WHEN_FILLED)
+    _build_durations(conn, t)
+
+
+def _build_durations(conn: sa.Connection, t: Tables) -> None:
+    """Fill ``rl_roll_dur`` from ``rl_dur_sample``: one grouped insert per split and grain.
+
+    The same sums as :func:`~projections.durations.add_sums` (which keeps them current),
+    computed by the database: adding each lead's into the table as it comes costs a random
+    B-tree update per key.
+    """
+    sample, lead, roll = t["dur_sample"], t["lead"], t["roll_dur"]
+    current = sa.and_(lead.c.lead_id == sample.c.lead_id, lead.c.known_to == FOREVER)
+    for grain, at in ((DAY, sample.c.day), (MONTH, sample.c.month)):
+        for dim in DIMS if grain == MONTH else ("",):  # a split keeps months only
+            source: sa.FromClause = sample.join(lead, current) if dim else sample
+            value = sa.func.coalesce(lead.c[dim], NONE_GROUP) if dim else sa.literal("")
+            keys = (at, value, sample.c.measure, sample.c.key, sample.c.bucket)
+            query = (
+                sa.select(sa.literal(dim), sa.literal(grain), *keys)
+                .add_columns(sa.func.count(), sa.func.sum(sample.c.duration_us))
+                .select_from(source)
+                .group_by(*keys)
+            )
+            names = ("dim", "grain", "day", "value", "measure", "key", "bucket", "n", "total")
+            conn.execute(sa.insert(roll).from_select(names, query))
 
 
 def _close_day(today: Counter[StayKey], months: Counter[StayKey], writer: _Writer) -> None:

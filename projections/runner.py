@@ -205,7 +205,8 @@ class Projection:
             for count in rederive_spoiled(conn, shadow, out, spoiled):
                 out.write(conn)
                 subjects(count)
-            create_indexes(conn, shadow, tuple(n for n in shadow.by_name if n not in FACTS))
+            later = (*FACTS, *rollup.INDEXED_WHEN_FILLED)
+            create_indexes(conn, shadow, tuple(n for n in shadow.by_name if n not in later))
             conn.commit()
 
     def _scan(

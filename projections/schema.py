@@ -207,17 +207,20 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("n", big, nullable=False),
             Column("total", big, nullable=False),  # sum of the durations, microseconds
         ),
-        "dur_sample": sa.Table(  # every duration rl_roll_dur counts, to find one by rank
+        # every duration rl_roll_dur counts, to find one by rank; a rebuild appends them and
+        # builds the index after (rollup.build), and aggregates rl_roll_dur from them
+        "dur_sample": sa.Table(
             name("dur_sample"),
             metadata,
-            Column("measure", String(16), primary_key=True),
-            Column("key", text, primary_key=True),
-            Column("bucket", Integer, primary_key=True),
-            Column("day", Integer, primary_key=True),
-            Column("duration_us", big, primary_key=True),
-            Column("lead_id", text, primary_key=True),
-            Column("seq", Integer, primary_key=True),  # the stay's (time in stage), else 0
-            sqlite_with_rowid=False,
+            Column("measure", String(16), nullable=False),
+            Column("key", text, nullable=False),
+            Column("bucket", Integer, nullable=False),
+            Column("day", Integer, nullable=False),  # UTC day of the exit or first reach
+            Column("duration_us", big, nullable=False),
+            Column("lead_id", text, nullable=False),
+            Column("seq", Integer, nullable=False),  # the stay's (time in stage), else 0
+            Column("month", Integer, nullable=False),  # the first day of the day's UTC month
+            ix("dur_sample", "measure", "key", "bucket", "day", "duration_us"),
         ),
         "roll_deal": sa.Table(
             name("roll_deal"),

@@ -22,7 +22,7 @@ from projections.reading import Reader
 from projections.report import Report
 from projections.rollup import DAY, MONTH
 from projections.stages import PROGRESSION
-from projections.window import DAY_US, NONE_GROUP, PeriodIndex, Window, day_of
+from projections.window import DAY_US, NONE_GROUP, PeriodIndex, Window, day_of, month_of
 
 DAYS_PER_QUERY = 100  # (stage, day) ranges of never-ended stays read in one query
 RANKS_PER_QUERY = 100  # ranked durations found in one query (rl_dur_sample ranges)
@@ -518,11 +518,17 @@ def _rollable(reader: Reader, window: Window) -> bool:
 
     A time in stage falls in the period of its exit, a lag or a sales cycle in the period of its
     reach; none is ever after the cap, and each is the same whatever the cap
-    (projections/durations.py). The roll-up keys them by UTC day.
+    (projections/durations.py). The roll-up keys them by UTC day, or only by UTC month when
+    split ``--by``.
     """
     if not usable(reader, window):
         return False
-    return all(p.start % DAY_US == 0 and p.end % DAY_US == 0 for p in window.periods)
+    bounds = [bound for p in window.periods for bound in (p.start, p.end)]
+    if window.options.by:  # a split's durations are kept per month only
+        return all(
+            bound % DAY_US == 0 and month_of(day_of(bound)) == day_of(bound) for bound in bounds
+        )
+    return all(bound % DAY_US == 0 for bound in bounds)
 
 
 @dataclass(eq=False)  # each is its own key
