@@ -395,15 +395,8 @@ def _never_ended_on(
     Only the current stays are read (the roll-ups hold the current knowledge).
     """
     by = window.options.by
-    dialect = reader.engine.dialect
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    quote = dialect.identifier_preparer
-    stay = quote.format_table(reader.tables["stay"])
-    joined, group, params = stay, "''", []
-    if by:
-        lead = quote.format_table(reader.tables["lead"])
-        joined += f" JOIN {lead} l ON l.lead_id = {stay}.lead_id AND l.known_to = {FOREVER}"
-        group, params = f"COALESCE(l.{quote.quote(by)}, {mark})", [NONE_GROUP]
+    stay, joined, group, mark = _driver_sql(reader, "stay", by)
+    params = [NONE_GROUP] if by else []
     arm = (
         f"SELECT {group}, {stay}.stage, {stay}.entered_us FROM {joined} "  # noqa: S608 (our names)
         f"WHERE {stay}.known_to = {FOREVER} AND {stay}.stage = {mark} "
@@ -675,18 +668,30 @@ def _ranked_durations(
     return {lookups[i]: int(duration) for i, duration in rows}
 
 
-def _rank_statement(reader: Reader, by: str | None) -> str:
-    """One lookup of :func:`_ranked_durations`, with the driver's positional parameters."""
+def _driver_sql(reader: Reader, table: str, by: str | None) -> tuple[str, str, str, str]:
+    """Pieces of SQL for the driver: table name, source, group and parameter mark.
+
+    They are ``table``'s quoted name; the table joined to its lead's current dimension row
+    when split ``by`` (as ``l``); the group (with a parameter: the value of a missing one);
+    and the driver's positional parameter mark.
+    """
     dialect = reader.engine.dialect
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     quote = dialect.identifier_preparer
-    sample = quote.format_table(reader.tables["dur_sample"])
-    joined, grouped = sample, ""
-    if by:
-        lead = quote.format_table(reader.tables["lead"])
-        joined += f" JOIN {lead} l ON l.lead_id = {sample}.lead_id AND l.known_to = {FOREVER}"
-        grouped = f" AND COALESCE(l.{quote.quote(by)}, {mark}) = {mark}"
-    column = f"{sample}.{quote.quote('key')}"
+    name = quote.format_table(reader.tables[table])
+    if not by:
+        return name, name, "''", mark
+    lead = quote.format_table(reader.tables["lead"])
+    joined = f"{name} JOIN {lead} l ON l.lead_id = {name}.lead_id AND l.known_to = {FOREVER}"
+    return name, joined, f"COALESCE(l.{quote.quote(by)}, {mark})", mark
+
+
+def _rank_statement(reader: Reader, by: str | None) -> str:
+    """One lookup of :func:`_ranked_durations`, with the driver's positional parameters."""
+    sample, joined, group, mark = _driver_sql(reader, "dur_sample", by)
+    grouped = f" AND {group} = {mark}" if by else ""
+    key = reader.engine.dialect.identifier_preparer.quote("key")
+    column = f"{sample}.{key}"
     return (
         f"SELECT CAST({mark} AS INTEGER) AS i, {sample}.duration_us AS d "  # noqa: S608 (names from our schema)
         f"FROM {joined} WHERE {sample}.measure = {mark} AND {column} = {mark} "
