@@ -774,11 +774,12 @@ def _build_channels(conn: sa.Connection, t: Tables) -> dict[str, str]:
 def _build_per_lead(conn: sa.Connection, t: Tables) -> None:
     """Fill the roll-ups kept per lead from the current stays, a lead at a time.
 
-    They are ``rl_roll_cohort`` (:func:`lead_cohorts`), and ``rl_roll_dur`` and
-    ``rl_dur_sample`` (:func:`~projections.durations.lead_durations`).
+    They are ``rl_roll_cohort`` (:func:`lead_cohorts`) and ``rl_dur_sample``
+    (:func:`~projections.durations.lead_durations`), whose index is built once it is loaded and
+    from which ``rl_roll_dur`` is then summed (:func:`_build_durations`).
 
-    The sums are held by key, and added to the tables' rows every :data:`COHORT_FLUSH_KEYS`
-    keys, so memory stays bounded whatever the number of keys.
+    The cohort sums are held by key, and added to the table's rows every
+    :data:`COHORT_FLUSH_KEYS` keys, so memory stays bounded whatever the number of keys.
     """
     stay, lead = t["stay"], t["lead"]
     joined = stay.outerjoin(
