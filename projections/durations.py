@@ -5,11 +5,11 @@ a stage to the first reach of the next, along the progression) and its sales cyc
 contact to the first reach of ``won``), each in the period of its reach, depend only on its own
 current stays and first contact. They are kept twice:
 
-- ``rl_roll_dur``: per (split dimension, value, measure, key, grain, day of the exit or reach,
-  bucket)
-  how many durations and their sum in microseconds, at grain ``m`` (UTC month, keyed by its
-  first day) and, for the whole (dimension ``""``), also ``d`` (UTC day): a split's day rows
-  would be about one per duration. ``bucket`` (:func:`bucket_of`) cuts
+- ``rl_roll_dur``: per (measure, key, grain, day of the exit or reach, bucket)
+  how many durations and their sum in microseconds, at grains ``d`` (UTC day) and ``m`` (UTC
+  month, keyed by its first day), like ``rl_roll_stay``, for every lead together (a report
+  split ``--by`` reads the stay table: kept per group, the histograms and the lookups cost as
+  much as that read). ``bucket`` (:func:`bucket_of`) cuts
   durations into 8 buckets per doubling, so a period's counts per bucket are a histogram, and
   the bucket that holds a rank, and the rank within it, come from it;
 - ``rl_dur_sample``: every duration, indexed by (measure, key, bucket, UTC day, duration), so
@@ -36,13 +36,13 @@ from projections.window import DAY_US, month_of
 TIME_IN_STAGE, LAG, CYCLE = "time_in_stage", "lag", "sales_cycle"
 LAG_KEYS = tuple(f"{source}->{target}" for source, target in pairwise(PROGRESSION))
 SUB_BUCKETS = 8  # buckets per doubling of a duration
-DUR_KEY = ("dim", "value", "measure", "key", "grain", "day", "bucket")
+DUR_KEY = ("measure", "key", "grain", "day", "bucket")
 DUR_MEASURES = ("n", "total")
 SAMPLE_KEY = ("measure", "key", "bucket", "day", "duration_us", "lead_id", "seq", "month")
 
 Sample = tuple[str, str, int, int, int]  # (measure, key, ended at, duration µs, stay seq or 0)
 Stay = tuple[int, int, str, str, int]  # (entered, seq, stage, skipped, exited)
-DurKey = tuple[str, str, str, str, str, int, int]
+DurKey = tuple[str, str, str, int, int]
 SampleKey = tuple[str, str, int, int, int, str, int, int]
 
 
@@ -93,24 +93,17 @@ def sample_keys(samples: Iterable[Sample], lead_id: str) -> Iterable[SampleKey]:
         yield (measure, key, bucket_of(duration), day, duration, lead_id, seq, month_of(day))
 
 
-def add_sums(
-    sums: dict[DurKey, list[int]],
-    samples: Iterable[Sample],
-    splits: Sequence[tuple[str, str]],
-    sign: int = 1,
-) -> None:
-    """Add (``sign`` -1: take out) ``samples``' counts and sums under each split and grain."""
+def add_sums(sums: dict[DurKey, list[int]], samples: Iterable[Sample], sign: int = 1) -> None:
+    """Add (``sign`` -1: take out) ``samples``' counts and sums at both grains."""
     for measure, key, at, duration, _ in samples:
         bucket = bucket_of(duration)
         day = at // DAY_US
-        month = month_of(day)
-        for dim, value in splits:
-            for grain, when in (("m", month), ("d", day)) if dim == "" else (("m", month),):
-                sums_of = sums.get((dim, value, measure, key, grain, when, bucket))
-                if sums_of is None:
-                    sums_of = sums[dim, value, measure, key, grain, when, bucket] = [0, 0]
-                sums_of[0] += sign
-                sums_of[1] += sign * duration
+        for grain, when in (("d", day), ("m", month_of(day))):
+            sums_of = sums.get((measure, key, grain, when, bucket))
+            if sums_of is None:
+                sums_of = sums[measure, key, grain, when, bucket] = [0, 0]
+            sums_of[0] += sign
+            sums_of[1] += sign * duration
 
 
 def lead_rows(stays: Iterable[Mapping[Any, Any]]) -> dict[str, list[Stay]]:
@@ -137,7 +130,6 @@ class DurationDelta:
         self,
         by_lead: Mapping[str, Sequence[Stay]],
         leads: Mapping[Any, Mapping[Any, Any]],
-        splits_of: Any,
         sign: int,
     ) -> None:
         """Add (``sign`` 1) or take out (-1) the durations of each lead's current rows."""
@@ -145,7 +137,7 @@ class DurationDelta:
             lead = leads.get(lead_id)
             contact = None if lead is None else lead["first_contact_us"]
             samples = lead_durations(rows, contact)
-            add_sums(self.sums, samples, splits_of(lead), sign)
+            add_sums(self.sums, samples, sign)
             for key in sample_keys(samples, lead_id):
                 self.samples[key] += sign
 

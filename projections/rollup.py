@@ -429,7 +429,7 @@ class Delta:
             self.stays.update(stay_counts(stays, by_lead, -1))
             self.opens.update(open_counts(stays, by_lead, -1))
             self.cohorts.update(cohort_counts(stays, by_lead, -1))
-            self.durations.update(lead_rows(stays), by_lead, _lead_splits, -1)
+            self.durations.update(lead_rows(stays), by_lead, -1)
             contacts = _current(conn, t["contact"], "lead_id", subjects)
             touches = _current(conn, t["touch"], "lead_id", subjects)
             self.leads_before.update(_lead_facts(subjects, contacts, touches))
@@ -451,7 +451,7 @@ class Delta:
             self.stays.update(stay_counts(current, leads))
             self.opens.update(open_counts(current, leads))
             self.cohorts.update(cohort_counts(current, leads))
-            self.durations.update(lead_rows(current), leads, _lead_splits, 1)
+            self.durations.update(lead_rows(current), leads, 1)
             contacts = [r for r in rows.get("contact", ()) if r["known_to"] == FOREVER]
             touches = [r for r in rows.get("touch", ()) if r["known_to"] == FOREVER]
             known = {r["lead_id"] for r in (*contacts, *touches)}
@@ -828,27 +828,22 @@ def _build_per_lead(conn: sa.Connection, t: Tables) -> None:
 
 
 def _build_durations(conn: sa.Connection, t: Tables) -> None:
-    """Fill ``rl_roll_dur`` from ``rl_dur_sample``: one grouped insert per split and grain.
+    """Fill ``rl_roll_dur`` from ``rl_dur_sample``: one grouped insert per grain.
 
     The same sums as :func:`~projections.durations.add_sums` (which keeps them current),
     computed by the database: adding each lead's into the table as it comes costs a random
     B-tree update per key.
     """
-    sample, lead, roll = t["dur_sample"], t["lead"], t["roll_dur"]
-    current = sa.and_(lead.c.lead_id == sample.c.lead_id, lead.c.known_to == FOREVER)
+    sample, roll = t["dur_sample"], t["roll_dur"]
     for grain, at in ((DAY, sample.c.day), (MONTH, sample.c.month)):
-        for dim in DIMS if grain == MONTH else ("",):  # a split keeps months only
-            source: sa.FromClause = sample.join(lead, current) if dim else sample
-            value = sa.func.coalesce(lead.c[dim], NONE_GROUP) if dim else sa.literal("")
-            keys = (at, value, sample.c.measure, sample.c.key, sample.c.bucket)
-            query = (
-                sa.select(sa.literal(dim), sa.literal(grain), *keys)
-                .add_columns(sa.func.count(), sa.func.sum(sample.c.duration_us))
-                .select_from(source)
-                .group_by(*keys)
-            )
-            names = ("dim", "grain", "day", "value", "measure", "key", "bucket", "n", "total")
-            conn.execute(sa.insert(roll).from_select(names, query))
+        keys = (at, sample.c.measure, sample.c.key, sample.c.bucket)
+        query = (
+            sa.select(sa.literal(grain), *keys)
+            .add_columns(sa.func.count(), sa.func.sum(sample.c.duration_us))
+            .group_by(*keys)
+        )
+        names = ("grain", "day", "measure", "key", "bucket", "n", "total")
+        conn.execute(sa.insert(roll).from_select(names, query))
 
 
 def _close_day(today: Counter[StayKey], months: Counter[StayKey], writer: _Writer) -> None:

@@ -196,11 +196,9 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
         "roll_dur": sa.Table(  # velocity's duration histograms (projections/durations.py)
             name("roll_dur"),
             metadata,
-            # key in this order: a period's rows of one split and grain are one range
-            Column("dim", String(16), primary_key=True),
+            # key in this order: a period's rows of one grain are one range
             Column("grain", String(1), primary_key=True),
             Column("day", Integer, primary_key=True),  # UTC day (or month's first) of the end
-            Column("value", text, primary_key=True),
             Column("measure", String(16), primary_key=True),
             Column("key", text, primary_key=True),  # the stage, lag or "won"
             Column("bucket", Integer, primary_key=True),  # durations.bucket_of

@@ -341,8 +341,8 @@ def test_velocity_durations_read_their_rollup_when_they_can(db_url: str,
     """Time in stage, lags and the sales cycle come from ``rl_roll_dur`` (current knowledge, UTC).
 
     The story's same-instant entries, skips and re-entries give the stay table's rows; a
-    timezone whose midnight is not UTC's, ``--known-at``, and a split in periods that are not
-    whole UTC months read the stay table.
+    timezone whose midnight is not UTC's, ``--known-at`` and a ``--by`` split read the stay
+    table.
     """
     from projections import velocity  # noqa: PLC0415
 
@@ -360,11 +360,8 @@ def test_velocity_durations_read_their_rollup_when_they_can(db_url: str,
     cases = [
         (base, True),
         (base.replace(calendar=Calendar("week")), True),
-        (base.replace(by="segment"), True),
         (base.replace(stage="sql", as_of=date(2025, 3, 10)), True),
-        # a split's durations are kept per UTC month: weeks, or a month cut by the cap, are not
-        (base.replace(by="segment", calendar=Calendar("week")), False),
-        (base.replace(by="segment", as_of=date(2025, 3, 10)), False),
+        (base.replace(by="segment"), False),  # the roll-up holds every lead together
         (base.replace(calendar=Calendar("month", zone("America/New_York"))), False),
         (base.replace(known_at=datetime.now(UTC)), False),
     ]
