@@ -77,6 +77,7 @@ from projections.durations import (
     DUR_MEASURES,
     SAMPLE_KEY,
     DurationDelta,
+    Stay,
     lead_durations,
     lead_rows,
     sample_keys,
@@ -188,17 +189,11 @@ def open_counts(
 
 
 def cohort_counts(
-    stays: Iterable[Mapping[Any, Any]], leads: Mapping[Any, Mapping[Any, Any]], sign: int = 1
+    by_lead: Mapping[str, Sequence[Stay]], leads: Mapping[Any, Mapping[Any, Any]], sign: int = 1
 ) -> Counter[tuple[CohortKey, str]]:
-    """The cohort roll-up's counts of ``stays`` (current rows, whole leads), split by lead."""
-    by_lead: dict[str, list[tuple[int, int, str, str]]] = {}
-    for stay in stays:
-        by_lead.setdefault(stay["lead_id"], []).append(
-            (stay["entered_us"], stay["seq"], stay["stage"], stay["skipped"])
-        )
+    """The cohort roll-up's counts of whole leads' current stays (:func:`lead_rows`)."""
     out: Counter[tuple[CohortKey, str]] = Counter()
     for lead_id, rows in by_lead.items():
-        rows.sort()
         for key, measures in lead_cohorts(rows, _lead_splits(leads.get(lead_id))):
             for measure in measures:
                 out[(key, COHORT_MEASURES[measure])] += sign
@@ -222,18 +217,19 @@ _LIMITS_US = [days * DAY_US for days in COHORT_WITHIN]
 
 
 def lead_cohorts(
-    rows: Sequence[tuple[int, int, str, str]], splits: Sequence[tuple[str, str]]
+    rows: Sequence[Stay], splits: Sequence[tuple[str, str]]
 ) -> Iterator[tuple[CohortKey, tuple[int, ...]]]:
     """One lead's cohort entries: each key and the positions of the measures it adds one to.
 
-    ``rows``: the lead's current stays as (entered, seq, stage, skipped), in business order;
+    ``rows``: the lead's current stays as (entered, seq, stage, skipped, exited), in business
+    order;
     ``splits``: the (dimension, value) pairs the lead counts under. Each entry into a source
     stage is a member row (target ``""``); its later stages are those reached by the stays
     entered at or after it, as cohort conversion tallies them.
     """
     entered = [row[0] for row in rows]
     before: dict[str, int] = {}  # source stage -> UTC day of the lead's latest entry so far
-    for t0, _, source, _ in rows:
+    for t0, _, source, _, _ in rows:
         targets = COHORT_TARGETS.get(source)
         if targets is None:
             continue
@@ -247,7 +243,7 @@ def lead_cohorts(
         if len(rows) == 1:
             continue
         start = bisect.bisect_left(entered, t0)
-        reached, direct = first_reaches((at, stage, skip) for at, _, stage, skip in rows[start:])
+        reached, direct = first_reaches((at, stage, skip) for at, _, stage, skip, _ in rows[start:])
         for target in targets:
             first = reached.get(target)
             if first is None:
@@ -428,8 +424,9 @@ class Delta:
             by_lead = {row["lead_id"]: row for row in leads}
             self.stays.update(stay_counts(stays, by_lead, -1))
             self.opens.update(open_counts(stays, by_lead, -1))
-            self.cohorts.update(cohort_counts(stays, by_lead, -1))
-            self.durations.update(lead_rows(stays), by_lead, -1)
+            grouped = lead_rows(stays)
+            self.cohorts.update(cohort_counts(grouped, by_lead, -1))
+            self.durations.update(grouped, by_lead, -1)
             contacts = _current(conn, t["contact"], "lead_id", subjects)
             touches = _current(conn, t["touch"], "lead_id", subjects)
             self.leads_before.update(_lead_facts(subjects, contacts, touches))
@@ -450,8 +447,9 @@ class Delta:
             leads = {r["lead_id"]: r for r in rows.get("lead", ()) if r["known_to"] == FOREVER}
             self.stays.update(stay_counts(current, leads))
             self.opens.update(open_counts(current, leads))
-            self.cohorts.update(cohort_counts(current, leads))
-            self.durations.update(lead_rows(current), leads, 1)
+            grouped = lead_rows(current)
+            self.cohorts.update(cohort_counts(grouped, leads))
+            self.durations.update(grouped, leads, 1)
             contacts = [r for r in rows.get("contact", ()) if r["known_to"] == FOREVER]
             touches = [r for r in rows.get("touch", ()) if r["known_to"] == FOREVER]
             known = {r["lead_id"] for r in (*contacts, *touches)}
@@ -807,9 +805,8 @@ def _build_per_lead(conn: sa.Connection, t: Tables) -> None:
         stays = list(group)
         first = stays[0]
         splits = _splits(None if first[6] is None else first[7:-1])
-        current = [(row[2], row[3], row[4], row[5]) for row in stays]
-        timed = [(row[2], row[3], row[4], row[5], row[0]) for row in stays]
-        samples.add_rows(sample_keys(lead_durations(timed, first[-1]), lead_id))
+        current = [(row[2], row[3], row[4], row[5], row[0]) for row in stays]
+        samples.add_rows(sample_keys(lead_durations(current, first[-1]), lead_id))
         for key, measures in lead_cohorts(current, splits):
             counts = sums.get(key)
             if counts is None:
