@@ -17,6 +17,11 @@ keep those counts per UTC day, as the ledger knows them now (``known_to = FOREVE
   start of that day (``since``, microseconds). Velocity reads it for the age of open stays
   (projections/velocity.py): a stay that never ends (a lead's current stage) is open at every
   later period end, so these are most of the stays open at any one;
+- ``rl_roll_ended``: the stays that did end, per bound (a UTC day that starts a month or an ISO
+  week: :func:`~projections.window.is_bound`) they were open at (entered before its midnight,
+  exited at or after it), UTC day of entry and stage: how many, and the sum of their entry
+  offsets, like ``rl_roll_open``, for every lead together. With it, the open stays at a period
+  end that is a bound are counts per day of entry, without reading the stays;
 - ``rl_roll_cohort``: cohort conversion's entries (projections/conversion.py), per (split
   dimension, value, source stage, UTC day of the entry, UTC day of the lead's entry into the
   same stage before it or ``NO_ENTRY``, target): for target ``""`` the entries (a cohort's
@@ -91,7 +96,7 @@ from projections.schema import (
     Tables,
 )
 from projections.stages import PROGRESSION, first_reaches, later_stages
-from projections.window import day_of, month_of
+from projections.window import bounds_in, day_of, month_of
 
 DAY_US = 86_400_000_000
 BY_FIELDS = ("lead_source", "segment", "country", "owner", "channel")
@@ -105,6 +110,8 @@ OPEN_KEY = ("dim", "value", "day", "stage")
 StayKey = tuple[str, str, str, str, int, str, str, str, bool]
 OppKey = tuple[str, str, int, str, str]
 OpenKey = tuple[str, str, int, str]
+ENDED_KEY = ("bound", "stage", "day")
+EndedKey = tuple[int, str, int]
 COHORT_KEY = ("dim", "value", "source", "day", "prev", "target")
 CohortKey = tuple[str, str, str, int, int, str]
 NO_ENTRY = -(2**31)  # rl_roll_cohort's ``prev`` when the lead had not entered the stage before
@@ -185,6 +192,28 @@ def open_counts(
             key = (dim, value, day, stay["stage"])
             out[(key, "n")] += sign
             out[(key, "since")] += sign * (entered - day * DAY_US)
+    return out
+
+
+def ended_counts(
+    stays: Iterable[Mapping[Any, Any]], sign: int = 1
+) -> Counter[tuple[EndedKey, str]]:
+    """``rl_roll_ended``'s counts (``n``) and entry offsets (``since``) of the stays that ended.
+
+    A stay entered on UTC day ``d`` and exited at ``x`` is open at the midnight starting each
+    bound day ``b`` with ``d < b <= day_of(x)`` (``entered < b's midnight <= exited``).
+    """
+    out: Counter[tuple[EndedKey, str]] = Counter()
+    for stay in stays:
+        exited = stay["exited_us"]
+        if exited >= FOREVER:
+            continue
+        entered, stage = stay["entered_us"], stay["stage"]
+        day = day_of(entered)
+        since = entered - day * DAY_US
+        for bound in bounds_in(day + 1, day_of(exited)):
+            out[((bound, stage, day), "n")] += sign
+            out[((bound, stage, day), "since")] += sign * since
     return out
 
 
@@ -406,6 +435,7 @@ class Delta:
 
     stays: Counter[StayKey] = field(default_factory=Counter)
     opens: Counter[tuple[OpenKey, str]] = field(default_factory=Counter)
+    ended: Counter[tuple[EndedKey, str]] = field(default_factory=Counter)
     cohorts: Counter[tuple[CohortKey, str]] = field(default_factory=Counter)
     durations: DurationDelta = field(default_factory=DurationDelta)
     opps: Counter[tuple[OppKey, str]] = field(default_factory=Counter)
@@ -424,6 +454,7 @@ class Delta:
             by_lead = {row["lead_id"]: row for row in leads}
             self.stays.update(stay_counts(stays, by_lead, -1))
             self.opens.update(open_counts(stays, by_lead, -1))
+            self.ended.update(ended_counts(stays, -1))
             grouped = lead_rows(stays)
             self.cohorts.update(cohort_counts(grouped, by_lead, -1))
             self.durations.update(grouped, by_lead, -1)
@@ -447,6 +478,7 @@ class Delta:
             leads = {r["lead_id"]: r for r in rows.get("lead", ()) if r["known_to"] == FOREVER}
             self.stays.update(stay_counts(current, leads))
             self.opens.update(open_counts(current, leads))
+            self.ended.update(ended_counts(current))
             grouped = lead_rows(current)
             self.cohorts.update(cohort_counts(grouped, leads))
             self.durations.update(grouped, leads, 1)
@@ -542,6 +574,7 @@ class Delta:
             if n
         ]
         opens = _measured(self.opens, OPEN_KEY, ("n", "since"))
+        ended = _measured(self.ended, ENDED_KEY, ("n", "since"))
         cohorts = _measured(self.cohorts, COHORT_KEY, COHORT_MEASURES)
         opps = _measured(self.opps, OPP_KEY, ("n", "units"))
         deals = _measured(self.deals, DEAL_KEY, DEAL_MEASURES)
@@ -550,6 +583,8 @@ class Delta:
             _upsert(conn, t["roll_stay"], STAY_KEY, ("n",), stays)
         if opens:
             _upsert(conn, t["roll_open"], OPEN_KEY, ("n", "since"), opens)
+        if ended:
+            _upsert(conn, t["roll_ended"], ENDED_KEY, ("n", "since"), ended)
         if cohorts:
             _upsert(conn, t["roll_cohort"], COHORT_KEY, COHORT_MEASURES, cohorts)
         if opps:
@@ -564,6 +599,7 @@ class Delta:
             _upsert(conn, t["roll_credit"], CREDIT_KEY, CREDIT_MEASURES, credit)
         self.stays.clear()
         self.opens.clear()
+        self.ended.clear()
         self.cohorts.clear()
         self.opps.clear()
         self.deals.clear()
@@ -624,7 +660,9 @@ def build(conn: sa.Connection, t: Tables) -> None:
 
     One pass per side over the current stays in time order (constant memory: a day's counts are
     written when the next day starts), joined to each lead's current dimension row; month rows
-    are summed alongside, and the entry pass counts the stays that never ended as it goes.
+    are summed alongside, and the entry pass counts the stays that never ended, and the bounds
+    the others span (:func:`ended_counts`), as it goes: every key holds its day of entry, so a
+    day's are complete when the next starts.
     """
     stay, lead = t["stay"], t["lead"]
     joined = stay.outerjoin(
@@ -632,7 +670,7 @@ def build(conn: sa.Connection, t: Tables) -> None:
     )
     dims = [lead.c[d] for d in BY_FIELDS]
     writer = _Writer(conn, t["roll_stay"], STAY_KEY, ("n",))
-    opens = _Writer(conn, t["roll_open"], OPEN_KEY, ("n", "since"))
+    entries = _EntryDay(conn, t)
     months: Counter[StayKey] = Counter()
     for side, at, extra in (
         (IN, stay.c.entered_us, sa.true()),
@@ -654,14 +692,12 @@ def build(conn: sa.Connection, t: Tables) -> None:
             .order_by(at)
         )
         today: Counter[StayKey] = Counter()
-        still: dict[OpenKey, list[int]] = {}  # this day's stays that never ended: [n, since]
         current = None
         for row in conn.execute(query.execution_options(yield_per=10_000)):
             day = day_of(row[0])
             if day != current:
                 _close_day(today, months, writer)
-                opens.add_rows((*key, *sums) for key, sums in still.items())
-                still.clear()
+                entries.close()
                 current = day
             if side == IN:
                 detail = (row[2] or "", row[3], row[4], bool(row[5]))
@@ -670,17 +706,13 @@ def build(conn: sa.Connection, t: Tables) -> None:
             groups = _splits(None if row[6] is None else row[7:])
             for dim, group in groups:
                 today[(dim, group, side, DAY, day, *detail)] += 1
-            if side == IN and row[1] >= FOREVER:
-                offset = row[0] - day * DAY_US
-                for dim, group in groups:
-                    sums = still.setdefault((dim, group, day, row[3]), [0, 0])
-                    sums[0] += 1
-                    sums[1] += offset
+            if side == IN:
+                entries.add(row[0], row[1], row[3], groups)
         _close_day(today, months, writer)
-        opens.add_rows((*key, *sums) for key, sums in still.items())
+        entries.close()
     writer.add(months)
     writer.flush()
-    opens.flush()
+    entries.flush()
     opp = t["opp"]
     query = sa.select(opp).where(opp.c.known_to == FOREVER, opp.c.is_open.is_(True))
     opps = conn.execute(query.execution_options(yield_per=10_000)).mappings()  # not held whole
@@ -849,6 +881,49 @@ def _close_day(today: Counter[StayKey], months: Counter[StayKey], writer: _Write
         months[(dim, value, side, MONTH, month_of(day), prev, stage, move, reentry)] += n
     writer.add(today)
     today.clear()
+
+
+class _EntryDay:
+    """One UTC day's entries, as the build's entry pass meets them, for two roll-ups.
+
+    ``rl_roll_open`` counts those that never ended (per split), ``rl_roll_ended`` the bounds the
+    others span (:func:`ended_counts`). Every key holds the day of entry, so a day's rows are
+    complete, and written, when the next day starts (:meth:`close`).
+    """
+
+    def __init__(self, conn: sa.Connection, t: Tables) -> None:
+        """Writers for both tables of ``t``."""
+        self.opens = _Writer(conn, t["roll_open"], OPEN_KEY, ("n", "since"))
+        self.ended = _Writer(conn, t["roll_ended"], ENDED_KEY, ("n", "since"))
+        self.still: dict[OpenKey, list[int]] = {}  # the stays that never ended: [n, since]
+        self.spans: dict[EndedKey, list[int]] = {}  # the stays that ended, per bound
+
+    def add(self, entered: int, exited: int, stage: str, groups: list[tuple[str, str]]) -> None:
+        """Count one stay (of this day), under its splits ``groups`` when it never ended."""
+        day = day_of(entered)
+        offset = entered - day * DAY_US
+        if exited >= FOREVER:
+            keys: Iterable[Any] = ((dim, group, day, stage) for dim, group in groups)
+            counts: dict[Any, list[int]] = self.still
+        else:
+            keys = ((bound, stage, day) for bound in bounds_in(day + 1, day_of(exited)))
+            counts = self.spans
+        for key in keys:
+            sums = counts.setdefault(key, [0, 0])
+            sums[0] += 1
+            sums[1] += offset
+
+    def close(self) -> None:
+        """Queue the day's rows."""
+        self.opens.add_rows((*key, *sums) for key, sums in self.still.items())
+        self.ended.add_rows((*key, *sums) for key, sums in self.spans.items())
+        self.still.clear()
+        self.spans.clear()
+
+    def flush(self) -> None:
+        """Insert what is queued."""
+        self.opens.flush()
+        self.ended.flush()
 
 
 class _Writer:

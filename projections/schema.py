@@ -23,6 +23,7 @@ ROLLUPS = (
     "roll_stay",
     "roll_opp",
     "roll_open",
+    "roll_ended",
     "roll_cohort",
     "roll_dur",
     "dur_sample",
@@ -178,6 +179,16 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("value", text, primary_key=True),
             Column("stage", text, primary_key=True),
             Column("day", Integer, primary_key=True),
+            Column("n", big, nullable=False),
+            Column("since", big, nullable=False),  # sum of (entered_us - day start)
+        ),
+        "roll_ended": sa.Table(  # the stays that ended, open at each bound (rollup.ended_counts)
+            name("roll_ended"),
+            metadata,
+            # key in this order: a bound's rows of one stage are one range, by day of entry
+            Column("bound", Integer, primary_key=True),  # UTC day: a month's first or a Monday
+            Column("stage", text, primary_key=True),
+            Column("day", Integer, primary_key=True),  # UTC day of entry
             Column("n", big, nullable=False),
             Column("since", big, nullable=False),  # sum of (entered_us - day start)
         ),

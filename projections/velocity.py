@@ -22,7 +22,7 @@ from projections.reading import Reader
 from projections.report import Report
 from projections.rollup import DAY, MONTH
 from projections.stages import PROGRESSION
-from projections.window import DAY_US, NONE_GROUP, PeriodIndex, Window, day_of
+from projections.window import DAY_US, NONE_GROUP, PeriodIndex, Window, day_of, is_bound
 
 DAYS_PER_QUERY = 100  # (stage, day) ranges of never-ended stays read in one query
 RANKS_PER_QUERY = 100  # ranked durations found in one query (rl_dur_sample ranges)
@@ -54,10 +54,14 @@ def _ranked(samples: Samples) -> list[list[object]]:
 def velocity(reader: Reader, window: Window) -> Report:
     """Time in stage, open-stay age, stage-to-stage lag and sales cycle per period."""
     wanted = window.options.stage
-    stage_filter = reader.tables["stay"].c.stage == wanted if wanted else sa.true()
     rolled = _rollable(reader, window)
-    completed, ages = _stays_through(reader, window, stage_filter, completed=not rolled)
-    rows = _ranked(completed) + ages
+    ends = [period.end for period in window.periods]
+    never = _NeverEnded.read(reader, window, ends) if ends and usable(reader, window) else {}
+    # with the roll-ups, the open stays at an end that is a bound are counted in rl_roll_ended
+    bounds = [i for i, end in enumerate(ends) if rolled and is_bound(day_of(end))]
+    swept = [i for i in range(len(ends)) if i not in bounds]
+    completed, ages = _stays_through(reader, window, never, completed=not rolled, swept=swept)
+    rows = _ranked(completed) + ages + _bound_ages(reader, window, bounds, never)
     lags = [
         (source, target)
         for source, target in itertools.pairwise(PROGRESSION)
@@ -98,63 +102,76 @@ def _stays(reader: Reader, window: Window, *where: sa.ColumnElement[bool]) -> sa
 
 
 def _stays_through(
-    reader: Reader, window: Window, stage_filter: sa.ColumnElement[bool], *, completed: bool
+    reader: Reader,
+    window: Window,
+    never: dict[tuple[str, str], _NeverEnded],
+    *,
+    completed: bool,
+    swept: list[int],
 ) -> tuple[Samples, list[list[object]]]:
     """Time in stage and open age, from one read of the stays that end in or after the window.
 
     A stay completed in a period (``start <= exited < end``) or open at a period's end
     (``entered < end <= exited``) has ``exited >= `` the first start and ``entered <`` the last
     end: one read of those serves both (:func:`_open_ages`). With ``completed`` False (time in
-    stage comes from ``rl_roll_dur``) only the stays open at some end are read.
+    stage comes from ``rl_roll_dur``) only the stays open at some end of the periods ``swept``
+    are read (the others' ends are bounds: :func:`_bound_ages`). ``never``: the stays that never
+    ended, when the roll-ups hold them (those are then not read).
     """
-    if not window.periods:
+    ends = [window.periods[i].end for i in swept]
+    if not ends or not window.periods:
         return {}, []
-    stay = reader.tables["stay"]
-    ends = [period.end for period in window.periods]
-    rolled = usable(reader, window)
+    stay, wanted = reader.tables["stay"], window.options.stage
+    stage_filter = stay.c.stage == wanted if wanted else sa.true()
     query = _stays(reader, window, stage_filter, stay.c.entered_us < ends[-1])
-    first = window.periods[0].start if completed else window.periods[0].end
+    first = window.periods[0].start if completed else ends[0]
     query = query.where(stay.c.exited_us >= first)
-    if rolled:  # the stays that never ended come from the roll-up
+    if usable(reader, window):  # the stays that never ended come from the roll-up
         query = query.where(stay.c.exited_us < FOREVER)
     find = PeriodIndex(window)
     times: Samples = defaultdict(list)
-    entries: dict[tuple[str, str], list[int]] = defaultdict(list)
-    exits: Exits = defaultdict(list)
-    last_end = ends[-1]
+    open_at = _Swept(swept)
+    entries, exits = open_at.entries, open_at.exits
+    last_end = window.periods[-1].end
     for grp, stage, entered, exited in reader.stream(query):
-        if exited < last_end:
+        if completed and exited < last_end:
             idx = find(exited)  # never None: the periods are contiguous
             if idx is not None:
-                if completed:
-                    times[idx, grp, "time_in_stage", stage].append(exited - entered)
-                if idx:  # exited at or after the first end: in the sweep until end ``idx``
-                    entries[grp, stage].append(entered)
-                    exits[grp, stage, idx].append(entered)
-        else:  # still open at the last end: never leaves the sweep
+                times[idx, grp, "time_in_stage", stage].append(exited - entered)
+        at = bisect.bisect_right(ends, exited)  # open at the swept ends before ``at``
+        if at:  # in the sweep until swept end ``at``, or throughout
             entries[grp, stage].append(entered)
-    never = _NeverEnded.read(reader, window, ends) if rolled else {}
-    return times, _open_ages(reader, window, entries, exits, never)
+            if at < len(ends):
+                exits[grp, stage, at].append(entered)
+    return times, _open_ages(reader, window, open_at, never)
+
+
+@dataclass
+class _Swept:
+    """The stays open at the end of some period of ``indexes``, per group and stage.
+
+    ``entries``: their entry times; ``exits[group, stage, i]``: the entries of those open at the
+    end of ``indexes[i - 1]`` but not at that of ``indexes[i]``.
+    """
+
+    indexes: list[int]
+    entries: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
+    exits: Exits = field(default_factory=lambda: defaultdict(list))
 
 
 def _open_ages(
-    reader: Reader,
-    window: Window,
-    entries: dict[tuple[str, str], list[int]],
-    exits: Exits,
-    never: dict[tuple[str, str], _NeverEnded],
+    reader: Reader, window: Window, swept: _Swept, never: dict[tuple[str, str], _NeverEnded]
 ) -> list[list[object]]:
-    """Age of the stays open at each period's end (``entered < end <= exited``), in one pass.
+    """Age of the stays open at each period end ``swept`` reads (``entered < end <= exited``).
 
-    Each group's and stage's stays are swept through the period ends in order
-    (:func:`_sweep`): the k-th shortest age at ``end`` is ``end`` minus the k-th latest entry
-    of the stays open then. ``entries`` (and ``exits``, for those that end before the last end) are
-    the stays open at some period end, per group and stage. Most stays open at a period end never
-    end (a lead's current stay). With the roll-ups (current knowledge), those are counted per day
-    of entry in ``rl_roll_open`` (``never``: :class:`_NeverEnded`) and only the stays that ended
-    are read and swept.
+    Each group's and stage's stays are swept through those ends in order (:func:`_sweep`): the
+    k-th shortest age at ``end`` is ``end`` minus the k-th latest entry of the stays open then.
+    Most stays open at a period end never end (a lead's current stay). With the roll-ups
+    (current knowledge), those are counted per day of entry in ``rl_roll_open`` (``never``:
+    :class:`_NeverEnded`) and only the stays that ended are read and swept.
     """
-    ends = [period.end for period in window.periods]
+    indexes, entries, exits = swept.indexes, swept.entries, swept.exits
+    ends = [window.periods[i].end for i in indexes]
     ages: list[_Age] = []
     for key in entries.keys() | never.keys():
         base = never.get(key, _NeverEnded())
@@ -163,7 +180,7 @@ def _open_ages(
             n_base, base_total = base.before(end)
             n = n_base + len(open_stays)
             if n:
-                age = _Age(idx, key, end, n, n * end - base_total - total)
+                age = _Age(indexes[idx], key, end, n, n * end - base_total - total)
                 for rank in (n - (n + 1) // 2, n - (9 * n + 9) // 10):
                     age.ranked.append(base.locate(key, end, rank, open_stays))
                 ages.append(age)
@@ -297,7 +314,32 @@ class _Lookup:
             lookup.entered = day[lookup.rank]
 
 
-class _NeverEnded:
+class _DayCounts:
+    """Stays counted per UTC day of entry (a roll-up's rows, in day order), as running sums."""
+
+    def __init__(self) -> None:
+        """No stays."""
+        self.days: list[int] = []  # UTC days with entries, ascending
+        self.counts: list[int] = [0]  # counts[j]: entries on days[:j]
+        self.sums: list[int] = [0]  # sums[j]: the sum of their entry times
+
+    def add(self, day: int, n: int, since: int) -> None:
+        """Count ``n`` entries on ``day`` (after every day added so far), ``since`` into it."""
+        self.days.append(day)
+        self.counts.append(self.counts[-1] + n)
+        self.sums.append(self.sums[-1] + n * day * DAY_US + since)
+
+    def upto(self, day: int) -> int:
+        """How many were entered on the days before ``day``."""
+        return self.counts[bisect.bisect_left(self.days, day)]
+
+    def before(self, end: int) -> tuple[int, int]:
+        """How many were entered before ``end`` (a UTC midnight), and the sum of their entries."""
+        j = bisect.bisect_left(self.days, day_of(end))
+        return self.counts[j], self.sums[j]
+
+
+class _NeverEnded(_DayCounts):
     """One group's and stage's stays that never ended, by UTC day of entry (``rl_roll_open``).
 
     Whole days are counted by the roll-up; the day holding a period end that is not a UTC
@@ -306,9 +348,7 @@ class _NeverEnded:
 
     def __init__(self) -> None:
         """No stays (a group and stage with none that never ended)."""
-        self.days: list[int] = []  # UTC days with entries, ascending
-        self.counts: list[int] = [0]  # counts[j]: entries on days[:j]
-        self.sums: list[int] = [0]  # sums[j]: the sum of their entry times
+        super().__init__()
         self.exact: dict[int, list[int]] = {}  # day -> its entry times, sorted
 
     @classmethod
@@ -326,10 +366,7 @@ class _NeverEnded:
         )
         out: dict[tuple[str, str], _NeverEnded] = defaultdict(cls)
         for grp, stage, day, n, since in reader.rows(query):
-            never = out[grp, stage]
-            never.days.append(day)
-            never.counts.append(never.counts[-1] + n)
-            never.sums.append(never.sums[-1] + n * day * DAY_US + since)
+            out[grp, stage].add(day, n, since)
         partial = sorted({day_of(end) for end in ends if end % DAY_US})
         stages = [wanted] if wanted else sorted({stage for _, stage in out})
         found = _never_ended_on(reader, window, [(s, d) for s in stages for d in partial])
@@ -339,9 +376,8 @@ class _NeverEnded:
 
     def before(self, end: int) -> tuple[int, int]:
         """How many were entered before ``end``, and the sum of their entry times."""
+        n, total = super().before(end)
         day = day_of(end)
-        j = bisect.bisect_left(self.days, day)
-        n, total = self.counts[j], self.sums[j]
         exact = self.exact.get(day, ())
         k = bisect.bisect_left(exact, end)
         return n + k, total + sum(exact[:k])
@@ -360,8 +396,7 @@ class _NeverEnded:
         last = day_of(end)
 
         def below(day: int) -> int:  # open at ``end`` and entered before ``day`` (<= last)
-            whole = self.counts[bisect.bisect_left(self.days, day)]
-            return whole + ended.below(day * DAY_US)
+            return self.upto(day) + ended.below(day * DAY_US)
 
         firsts = [last, *self.days[:1], *([day_of(ended[0])] if len(ended) else [])]
         lo, hi = min(firsts), last
@@ -383,6 +418,98 @@ class _NeverEnded:
             return _Lookup(key, lo, rank, mine)
         mine.sort()
         return mine[rank]
+
+
+def _bound_ages(
+    reader: Reader, window: Window, bounds: list[int], never: dict[tuple[str, str], _NeverEnded]
+) -> list[list[object]]:
+    """Age of the stays open at the end of each period of ``bounds``: a bound's midnight.
+
+    The stays open then are those that never ended entered before it (``never``, from
+    ``rl_roll_open``) and those that ended at or after it, whose ``rl_roll_ended`` rows for that
+    bound count them per UTC day of entry. The count and the sum of the ages come from those
+    counts, the day holding each rank from bisecting them (:func:`_day_holding`), and the
+    rank's entry from that day's stays open at the end (:func:`_open_on`): no other stay is read.
+    """
+    if not bounds:
+        return []
+    at = {day_of(window.periods[i].end): i for i in bounds}
+    spans = _spans(reader, window, sorted(at))
+    stages = sorted({stage for _, stage in never} | {stage for _, stage in spans})
+    ages: list[_Age] = []
+    ranks: list[tuple[_Age, str, int, int]] = []  # (age, stage, day, rank among that day's)
+    for bound, idx in at.items():
+        end = bound * DAY_US
+        for stage in stages:
+            parts = [c for c in (never.get(("", stage)), spans.get((bound, stage))) if c]
+            counted = [part.before(end) for part in parts]
+            n = sum(count for count, _ in counted)
+            if n:
+                age = _Age(idx, ("", stage), end, n, n * end - sum(t for _, t in counted))
+                ranked = (n - (n + 1) // 2, n - (9 * n + 9) // 10)
+                ranks += [(age, stage, *_day_holding(parts, bound, rank)) for rank in ranked]
+                ages.append(age)
+    found = _open_on(reader, [(stage, day, age.end, k) for age, stage, day, k in ranks])
+    for (age, *_), entered in zip(ranks, found, strict=True):
+        age.ranked.append(entered)
+    return [age.row() for age in ages]
+
+
+def _spans(reader: Reader, window: Window, bounds: list[int]) -> dict[tuple[int, str], _DayCounts]:
+    """Per (bound, stage), the stays that ended open at the bound's midnight (``rl_roll_ended``)."""
+    roll = reader.tables["roll_ended"]
+    wanted = window.options.stage
+    query = (
+        sa.select(roll.c.bound, roll.c.stage, roll.c.day, roll.c.n, roll.c.since)
+        .where(roll.c.bound.in_(bounds), roll.c.stage == wanted if wanted else sa.true())
+        .order_by(roll.c.bound, roll.c.stage, roll.c.day)
+    )
+    out: dict[tuple[int, str], _DayCounts] = defaultdict(_DayCounts)
+    for bound, stage, day, n, since in reader.rows(query):
+        out[bound, stage].add(day, n, since)
+    return dict(out)
+
+
+def _day_holding(parts: list[_DayCounts], bound: int, rank: int) -> tuple[int, int]:
+    """The UTC day before ``bound`` holding the entry of ascending ``rank`` among ``parts``'.
+
+    Found by bisection over the days: the first with more than ``rank`` entries up to its end;
+    returned with the rank among that day's entries.
+    """
+
+    def below(day: int) -> int:
+        return sum(part.upto(day) for part in parts)
+
+    lo, hi = min(part.days[0] for part in parts if part.days), bound - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if below(mid + 1) > rank:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo, rank - below(lo)
+
+
+def _open_on(reader: Reader, lookups: list[tuple[str, int, int, int]]) -> list[int]:
+    """The entry time of each (stage, UTC day of entry, end, rank among the day's open at end).
+
+    One range of the (stage, entry time) index per lookup, its stays still open at the end
+    (never ended, or exited at or after it), cut at the rank; run as compound queries of
+    :data:`RANKS_PER_QUERY` lookups.
+    """
+    stay, _, _, mark = _driver_sql(reader, "stay", None)
+    arm = (
+        f"SELECT CAST({mark} AS INTEGER) AS i, {stay}.entered_us AS e "  # noqa: S608 (our names)
+        f"FROM {stay} WHERE {stay}.known_to = {FOREVER} AND {stay}.stage = {mark} "
+        f"AND {stay}.entered_us >= {mark} AND {stay}.entered_us < {mark} "
+        f"AND {stay}.exited_us >= {mark} ORDER BY {stay}.entered_us LIMIT 1 OFFSET {mark}"
+    )
+    arms = [
+        [i, stage, day * DAY_US, (day + 1) * DAY_US, end, rank]
+        for i, (stage, day, end, rank) in enumerate(lookups)
+    ]
+    found = dict(_compound(reader, arm, arms, RANKS_PER_QUERY))
+    return [int(found[i]) for i in range(len(lookups))]
 
 
 def _never_ended_on(

@@ -24,6 +24,7 @@ DEFAULT_PERIODS = 12
 DAY_US = 86_400_000_000
 PERIODS_PER_QUERY = 200
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+MONDAY = 4  # 1970-01-05, the first Monday of the epoch (day 0 was a Thursday)
 
 
 def day_of(us: int) -> int:
@@ -41,6 +42,22 @@ def next_month(day: int) -> int:
     first = date.fromordinal(month_of(day) + EPOCH_ORDINAL)
     following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
     return following.toordinal() - EPOCH_ORDINAL
+
+
+def is_bound(day: int) -> bool:
+    """Whether the UTC ``day`` starts a month or an ISO week (a Monday): ``rl_roll_ended``'s."""
+    return (day - MONDAY) % 7 == 0 or month_of(day) == day
+
+
+def bounds_in(first: int, last: int) -> list[int]:
+    """The UTC days from ``first`` to ``last`` (both included) that are bounds, in order."""
+    mondays = range(first + (MONDAY - first) % 7, last + 1, 7)
+    starts = []
+    start = first if month_of(first) == first else next_month(first)
+    while start <= last:
+        starts.append(start)
+        start = next_month(start)
+    return sorted(set(mondays).union(starts)) if starts else list(mondays)
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,42 @@ def test_the_open_stay_rollup_counts_every_stay_that_never_ended(db_url: str) ->
     assert len(stays) > 2 * 120  # most leads moved on: their earlier stays ended
 
 
+def test_the_ended_stay_rollup_counts_every_bound_a_stay_spans(db_url: str) -> None:
+    """``rl_roll_ended`` holds, per bound, stage and day of entry, the ended stays open then.
+
+    A bound is a UTC day starting an ISO week or a month; a stay is open at its midnight when
+    entered before it and exited at or after it. After an incremental catch-up in small pages
+    that moves leads on, the table equals what is counted here, day by day, from the stays.
+    """
+    project_funnel(db_url, 120, seed=9, months=8, page=200)
+    config = open_ledger(db_url, create=False).config
+    live = tables(config.schema)
+    reader = Reader(config)
+    with reader.engine.connect() as conn:
+        stays = conn.execute(sa.select(live["stay"]).where(
+            live["stay"].c.known_to == rollup.FOREVER)).mappings().all()
+        stored = {(r.bound, r.stage, r.day): (r.n, r.since)
+                  for r in conn.execute(sa.select(live["roll_ended"]))}
+    reader.close()
+    want: dict[tuple[int, str, int], list[int]] = {}
+    epoch = date(1970, 1, 1)
+    for stay in stays:
+        entered, exited = stay["entered_us"], stay["exited_us"]
+        if exited >= rollup.FOREVER:
+            continue
+        day = entered // rollup.DAY_US
+        midnight = day + 1
+        while midnight * rollup.DAY_US <= exited:
+            calendar_day = epoch + timedelta(days=midnight)
+            if calendar_day.weekday() == 0 or calendar_day.day == 1:
+                sums = want.setdefault((midnight, stay["stage"], day), [0, 0])
+                sums[0] += 1
+                sums[1] += entered - day * rollup.DAY_US
+            midnight += 1
+    assert {key: tuple(sums) for key, sums in want.items()} == stored
+    assert sum(n for n, _ in stored.values()) > 120  # many stays span a Monday or a first
+
+
 @pytest.fixture(scope="module")
 def funnel_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A synthetic funnel of 300 leads over a year, projected incrementally in small pages."""
@@ -387,6 +423,62 @@ def test_velocity_durations_read_their_rollup_when_they_can(db_url: str,
     assert lags["2025-03", "sql->sqo"] == [1, 26 + 14 / 24, 26 + 14 / 24, 26 + 14 / 24]
     assert lags["2025-03", "won"] == [1, 56 + 14 / 24, 56 + 14 / 24, 56 + 14 / 24]
     assert ("2025-03", "sqo->won") not in lags  # A skipped sqo: no entry to start from
+
+
+def test_open_ages_at_bounds_read_the_ended_stay_rollup(db_url: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a period end that starts a UTC month or an ISO week, open ages come from counts.
+
+    Stays that end exactly at the end are open at it; a stay entered exactly then is not. Day
+    periods mix both ways (only Mondays and firsts are bounds), as does a cap on a Tuesday; a
+    timezone whose midnight is not UTC's and a ``--by`` split sweep every end. Every case gives
+    the stay table's rows.
+    """
+    from projections import velocity  # noqa: PLC0415
+
+    _project_story(db_url)
+    rolled: list[ReportOptions] = []
+    ends: list[int] = []
+    real = velocity._bound_ages  # noqa: SLF001 - whether the roll-up is read is the point
+
+    def spy(reader: Reader, window: Any, bounds: list[int], never: Any) -> Any:
+        if bounds:
+            rolled.append(window.options)
+            ends.extend(window.periods[i].end for i in bounds)
+        return real(reader, window, bounds, never)
+
+    monkeypatch.setattr(velocity, "_bound_ages", spy)
+    base = ReportOptions(calendar=Calendar("month"), start=date(2025, 1, 1),
+                         as_of=date(2025, 3, 31))
+    cases = [
+        (base, True),
+        (base.replace(calendar=Calendar("week"), stage="mql"), True),
+        (base.replace(calendar=Calendar("day"), start=date(2025, 1, 25)), True),
+        (base.replace(stage="sql", as_of=date(2025, 3, 11)), True),
+        (base.replace(by="segment"), False),
+        (base.replace(calendar=Calendar("month", zone("Asia/Kolkata"))), False),
+    ]
+    _check_paths(db_url, "velocity", cases, rolled)
+    days = {end // rollup.DAY_US for end in ends}
+    epoch = date(1970, 1, 1)
+    assert all((epoch + timedelta(days=d)).weekday() == 0 or (epoch + timedelta(days=d)).day == 1
+               for d in days)
+    assert rollup.day_of(datetime(2025, 3, 11, tzinfo=UTC).timestamp() * 10**6) not in days
+    api = Reports(open_ledger(db_url).config)
+    rows = api.run("velocity", base).rows
+    api.close()
+    ages = {(row[0], row[2]): row[3:] for row in rows if row[1] == "open_age"}
+    second, micro = 1 / 86_400, 1 / 86_400_000_000
+    # 1 February: A's mql re-entry (26 days), C's mql (one second: it left at that midnight)
+    # and E's (22 days); B recycled 7 days before. Median rank 2, p90 rank 3.
+    assert ages["2025-01", "mql"] == [3, (26 + second + 22) / 3, 22.0, 26.0]
+    assert ages["2025-01", "recycled"] == [1, 7.0, 7.0, 7.0]
+    # 1 March: A's sql (left for won at that midnight), B's sal, C's sqo, E's mql, and D's
+    # inquiry, one microsecond old; D's mql, entered at that midnight, is not open at it.
+    assert ages["2025-02", "sql"] == [1, 26 + 14 / 24, 26 + 14 / 24, 26 + 14 / 24]
+    assert ages["2025-02", "sqo"] == [1, 28.0, 28.0, 28.0]
+    assert ages["2025-02", "mql"] == [1, 50.0, 50.0, 50.0]
+    assert ages["2025-02", "inquiry"] == [1, micro, micro, micro]
 
 
 def test_the_cohort_rollup_is_the_same_when_the_rebuild_adds_it_in_parts(

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from projections.balances import plan_ranges
 from projections.rollup import DAY_US
-from projections.window import EPOCH_ORDINAL, month_of, next_month
+from projections.window import EPOCH_ORDINAL, bounds_in, is_bound, month_of, next_month
 
 EARLY, LATE = -40 * 365 * DAY_US, 80 * 365 * DAY_US
 instants = st.integers(EARLY, LATE) | st.integers(-800, 800).map(lambda d: d * DAY_US)
@@ -66,3 +66,14 @@ def test_a_utc_month_is_one_month_row() -> None:
     assert len(plan.months[0]) == 1
     assert plan.days == [[]]
     assert plan.partial == [[]]
+
+
+@given(st.integers(-800, 30_000), st.integers(0, 400))
+def test_bounds_are_the_mondays_and_first_days_of_a_range(first: int, length: int) -> None:
+    """``bounds_in`` lists, in order and once each, the days starting an ISO week or a month."""
+    last = first + length
+    days = [date.fromordinal(day + EPOCH_ORDINAL) for day in range(first, last + 1)]
+    want = [first + i for i, d in enumerate(days) if d.weekday() == 0 or d.day == 1]
+    assert bounds_in(first, last) == want
+    assert [day for day in range(first, last + 1) if is_bound(day)] == want
+    assert bounds_in(last + 1, last) == []

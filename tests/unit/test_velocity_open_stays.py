@@ -7,7 +7,7 @@ import bisect
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.velocity import _sweep
+from projections.velocity import _day_holding, _DayCounts, _sweep
 
 stays = st.lists(
     st.tuples(st.integers(0, 40), st.integers(0, 12)).map(lambda s: (s[0], s[0] + s[1])),
@@ -33,3 +33,25 @@ def test_the_sweep_gives_the_open_stays_at_every_end(spans, ends):
             inside = [entered for entered in want if start <= entered < start + 7]
             assert open_stays.between(start, start + 7) == inside
             assert open_stays.below(start) == sum(1 for e in want if e < start)
+
+
+@given(
+    st.lists(st.lists(st.integers(0, 30), max_size=40), min_size=1, max_size=3),
+    st.integers(0, 10**6),
+)
+def test_the_day_holding_a_rank_is_found_among_several_day_counts(parts, pick):
+    """Each rank's day, and its rank within that day, over the entries of every part together."""
+    counted = []
+    for entries in parts:
+        counts = _DayCounts()
+        for day in sorted(set(entries)):
+            counts.add(day, entries.count(day), 0)
+        counted.append(counts)
+    together = sorted(day for entries in parts for day in entries)
+    if not together:
+        return
+    bound = together[-1] + 1 + pick % 3
+    rank = pick % len(together)
+    day, within = _day_holding([c for c in counted if c.days], bound, rank)
+    assert day == together[rank]
+    assert within == rank - together.index(day)
