@@ -46,16 +46,7 @@ CREDIT_MEASURES = ("deals", "touches", "units", "odd", "d1", "d2", "d3", "d4")
 TABLES = ("fact", "family", *DERIVED, *ROLLUPS)
 # Roll-ups that reports read in ranges of their key: on SQLite, stored in key order
 # (WITHOUT ROWID), so a range is read in one pass rather than a row lookup per key.
-CLUSTERED = (
-    "roll_stay",
-    "roll_opp",
-    "roll_open",
-    "roll_ended",
-    "roll_cohort",
-    "roll_dur",
-    "roll_deal",
-    "roll_credit",
-)
+CLUSTERED = tuple(name for name in ROLLUPS if name.startswith("roll_"))
 
 
 def _known() -> list[Column[int]]:
@@ -243,6 +234,7 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("seq", Integer, nullable=False),  # the stay's (time in stage), else 0
             Column("month", Integer, nullable=False),  # the first day of the day's UTC month
             ix("dur_sample", "measure", "key", "bucket", "day", "duration_us"),
+            ix("dur_sample", "measure", "key", "bucket", "month", "duration_us"),
         ),
         "roll_deal": sa.Table(
             name("roll_deal"),

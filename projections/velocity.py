@@ -22,7 +22,16 @@ from projections.reading import Reader
 from projections.report import Report
 from projections.rollup import DAY, MONTH
 from projections.stages import PROGRESSION
-from projections.window import DAY_US, NONE_GROUP, PeriodIndex, Window, day_of, is_bound
+from projections.window import (
+    DAY_US,
+    NONE_GROUP,
+    PeriodIndex,
+    Window,
+    day_of,
+    is_bound,
+    month_of,
+    next_month,
+)
 
 DAYS_PER_QUERY = 100  # (stage, day) ranges of never-ended stays read in one query
 RANKS_PER_QUERY = 100  # ranked durations found in one query (rl_dur_sample ranges)
@@ -759,16 +768,26 @@ def _ranked_durations(
     """The duration of each (period's durations, bucket, rank within the bucket).
 
     One range of ``rl_dur_sample`` per lookup (its measure, key, bucket and the period's UTC
-    days), ordered by duration and cut at the rank, run as one compound query per
-    :data:`RANKS_PER_QUERY` lookups. The statement is written once and its parameters bound by
-    the driver: building hundreds of expression trees cost more than running them.
+    month, or its UTC days), ordered by duration and cut at the rank, run as one compound query
+    per :data:`RANKS_PER_QUERY` lookups. A period that is one UTC month reads the index by
+    month, whose entries are in duration order (no sort); any other reads its days'. The
+    statements are written once and their parameters bound by the driver: building hundreds of
+    expression trees cost more than running them.
     """
-    arms: list[list[object]] = []
+    by_month: list[list[object]] = []
+    by_day: list[list[object]] = []
     for i, (ranked, bucket, rank) in enumerate(lookups):
         period = window.periods[ranked.idx]
-        arms.append([i, ranked.measure, ranked.key, bucket, period.start // DAY_US])
-        arms[-1] += [period.end // DAY_US, rank]
-    rows = _compound(reader, _rank_statement(reader), arms, RANKS_PER_QUERY)
+        first, after = period.start // DAY_US, period.end // DAY_US
+        arm: list[object] = [i, ranked.measure, ranked.key, bucket]
+        if period.start % DAY_US == 0 and month_of(first) == first and next_month(first) == after:
+            by_month.append([*arm, first, rank])
+        else:
+            by_day.append([*arm, first, after, rank])
+    rows = itertools.chain(
+        _compound(reader, _rank_statement(reader, month=True), by_month, RANKS_PER_QUERY),
+        _compound(reader, _rank_statement(reader, month=False), by_day, RANKS_PER_QUERY),
+    )
     return {lookups[i]: int(duration) for i, duration in rows}
 
 
@@ -790,14 +809,17 @@ def _driver_sql(reader: Reader, table: str, by: str | None) -> tuple[str, str, s
     return name, joined, f"COALESCE(l.{quote.quote(by)}, {mark})", mark
 
 
-def _rank_statement(reader: Reader) -> str:
-    """One lookup of :func:`_ranked_durations`, with the driver's positional parameters."""
+def _rank_statement(reader: Reader, *, month: bool) -> str:
+    """One lookup of :func:`_ranked_durations` (in a ``month``, or a range of days)."""
     sample, _, _, mark = _driver_sql(reader, "dur_sample", None)
     key = reader.engine.dialect.identifier_preparer.quote("key")
     column = f"{sample}.{key}"
+    when = (
+        f"{sample}.month = {mark}" if month else f"{sample}.day >= {mark} AND {sample}.day < {mark}"
+    )
     return (
         f"SELECT CAST({mark} AS INTEGER) AS i, {sample}.duration_us AS d "  # noqa: S608 (names from our schema)
         f"FROM {sample} WHERE {sample}.measure = {mark} AND {column} = {mark} "
-        f"AND {sample}.bucket = {mark} AND {sample}.day >= {mark} AND {sample}.day < {mark} "
+        f"AND {sample}.bucket = {mark} AND {when} "
         f"ORDER BY {sample}.duration_us LIMIT 1 OFFSET {mark}"
     )
