@@ -195,13 +195,20 @@ def open_counts(
     return out
 
 
+def spanned(entered: int, exited: int) -> list[int]:
+    """The bounds a stay that ended was open at: ``entered < b's midnight <= exited``.
+
+    That is each bound day ``b`` with ``day_of(entered) < b <= day_of(exited)``.
+    """
+    return bounds_in(day_of(entered) + 1, day_of(exited))
+
+
 def ended_counts(
     stays: Iterable[Mapping[Any, Any]], sign: int = 1
 ) -> Counter[tuple[EndedKey, str]]:
     """``rl_roll_ended``'s counts (``n``) and entry offsets (``since``) of the stays that ended.
 
-    A stay entered on UTC day ``d`` and exited at ``x`` is open at the midnight starting each
-    bound day ``b`` with ``d < b <= day_of(x)`` (``entered < b's midnight <= exited``).
+    Each is counted at every bound it spans (:func:`spanned`).
     """
     out: Counter[tuple[EndedKey, str]] = Counter()
     for stay in stays:
@@ -211,7 +218,7 @@ def ended_counts(
         entered, stage = stay["entered_us"], stay["stage"]
         day = day_of(entered)
         since = entered - day * DAY_US
-        for bound in bounds_in(day + 1, day_of(exited)):
+        for bound in spanned(entered, exited):
             out[((bound, stage, day), "n")] += sign
             out[((bound, stage, day), "since")] += sign * since
     return out
@@ -906,7 +913,7 @@ class _EntryDay:
             keys: Iterable[Any] = ((dim, group, day, stage) for dim, group in groups)
             counts: dict[Any, list[int]] = self.still
         else:
-            keys = ((bound, stage, day) for bound in bounds_in(day + 1, day_of(exited)))
+            keys = ((bound, stage, day) for bound in spanned(entered, exited))
             counts = self.spans
         for key in keys:
             sums = counts.setdefault(key, [0, 0])

@@ -67,8 +67,9 @@ def velocity(reader: Reader, window: Window) -> Report:
     ends = [period.end for period in window.periods]
     never = _NeverEnded.read(reader, window, ends) if ends and usable(reader, window) else {}
     # with the roll-ups, the open stays at an end that is a bound are counted in rl_roll_ended
-    bounds = [i for i, end in enumerate(ends) if rolled and is_bound(day_of(end))]
-    swept = [i for i in range(len(ends)) if i not in bounds]
+    at_bound = [rolled and is_bound(day_of(end)) for end in ends]
+    bounds = [i for i, bound in enumerate(at_bound) if bound]
+    swept = [i for i, bound in enumerate(at_bound) if not bound]
     completed, ages = _stays_through(reader, window, never, completed=not rolled, swept=swept)
     rows = _ranked(completed) + ages + _bound_ages(reader, window, bounds, never)
     lags = [
@@ -128,7 +129,7 @@ def _stays_through(
     ended, when the roll-ups hold them (those are then not read).
     """
     ends = [window.periods[i].end for i in swept]
-    if not ends or not window.periods:
+    if not ends:
         return {}, []
     stay, wanted = reader.tables["stay"], window.options.stage
     stage_filter = stay.c.stage == wanted if wanted else sa.true()
