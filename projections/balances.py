@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from projections.periods import FOREVER
 from projections.reading import Reader
 from projections.rollup import DAY, DAY_US, IN, MONTH, NONE_GROUP
-from projections.window import Window, day_of, month_of, next_month
+from projections.window import Window, day_of, month_of, next_month, week_of
 
 Entry = tuple[str, str, str, str, bool]  # (group, previous stage or "", stage, move, re-entry)
 Exit = tuple[str, str]  # (group, stage)
@@ -140,6 +140,27 @@ def plan_ranges(ranges: list[tuple[int | None, int]]) -> Plan:
         plan.days.append(days)
         plan.partial.append(partial)
     return plan
+
+
+def split_weeks(days: list[list[Span]]) -> tuple[list[list[Span]], list[list[Span]]]:
+    """Each range's day spans split into whole ISO weeks (from Monday to Monday) and days.
+
+    Week spans hold the Mondays of their weeks, like a week grain's rows: ``[first, last)``.
+    """
+    weeks: list[list[Span]] = []
+    rest: list[list[Span]] = []
+    for spans in days:
+        weeks.append([])
+        rest.append([])
+        for first, last in spans:
+            end = week_of(last)  # the Monday on or before ``last``
+            if first is None or week_of(first + 6) >= end:
+                rest[-1].append((first, last))
+                continue
+            monday = week_of(first + 6)  # the first on or after ``first``
+            weeks[-1].append((monday, end))
+            rest[-1] += [(a, b) for a, b in ((first, monday), (end, last)) if a < b]
+    return weeks, rest
 
 
 def day_bucket(day: sa.ColumnElement[int], spans: list[list[Span]]) -> sa.ColumnElement[int]:

@@ -6,10 +6,10 @@ contact to the first reach of ``won``), each in the period of its reach, depend 
 current stays and first contact. They are kept twice:
 
 - ``rl_roll_dur``: per (measure, key, grain, day of the exit or reach, bucket)
-  how many durations and their sum in microseconds, at grains ``d`` (UTC day) and ``m`` (UTC
-  month, keyed by its first day), like ``rl_roll_stay``, for every lead together (a report
-  split ``--by`` reads the stay table: kept per group, the histograms and the lookups cost as
-  much as that read). ``bucket`` (:func:`bucket_of`) cuts
+  how many durations and their sum in microseconds, at grains ``d`` (UTC day), ``w`` (ISO
+  week, keyed by its Monday) and ``m`` (UTC month, keyed by its first day), for every lead
+  together (a report split ``--by`` reads the stay table: kept per group, the histograms and
+  the lookups cost as much as that read). ``bucket`` (:func:`bucket_of`) cuts
   durations into 8 buckets per doubling, so a period's counts per bucket are a histogram, and
   the bucket that holds a rank, and the rank within it, come from it;
 - ``rl_dur_sample``: every duration, indexed by (measure, key, bucket, UTC day, duration), so
@@ -31,7 +31,7 @@ from typing import Any
 
 from projections.periods import FOREVER
 from projections.stages import PROGRESSION, first_reaches
-from projections.window import DAY_US, month_of
+from projections.window import DAY_US, month_of, week_of
 
 TIME_IN_STAGE, LAG, CYCLE = "time_in_stage", "lag", "sales_cycle"
 LAG_KEYS = tuple(f"{source}->{target}" for source, target in pairwise(PROGRESSION))
@@ -94,11 +94,11 @@ def sample_keys(samples: Iterable[Sample], lead_id: str) -> Iterable[SampleKey]:
 
 
 def add_sums(sums: dict[DurKey, list[int]], samples: Iterable[Sample], sign: int = 1) -> None:
-    """Add (``sign`` -1: take out) ``samples``' counts and sums at both grains."""
+    """Add (``sign`` -1: take out) ``samples``' counts and sums at every grain."""
     for measure, key, at, duration, _ in samples:
         bucket = bucket_of(duration)
         day = at // DAY_US
-        for grain, when in (("d", day), ("m", month_of(day))):
+        for grain, when in (("d", day), ("w", week_of(day)), ("m", month_of(day))):
             sums_of = sums.get((measure, key, grain, when, bucket))
             if sums_of is None:
                 sums_of = sums[measure, key, grain, when, bucket] = [0, 0]

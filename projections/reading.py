@@ -26,6 +26,7 @@ class Reader:
         self.schema = config.schema
         self._rollups: bool | None = None
         self._columns: dict[str, set[str]] = {}
+        self._grains: set[tuple[str, str]] = set()
 
     def close(self) -> None:
         """Release the database connections."""
@@ -47,6 +48,20 @@ class Reader:
                 names = set(sa.inspect(conn).get_table_names(schema=self.schema))
             self._rollups = all(self.tables[name].name in names for name in ROLLUPS)
         return self._rollups
+
+    def has_grain(self, table: str, grain: str) -> bool:
+        """Whether the roll-up ``table`` holds rows of ``grain`` (remembered once it does).
+
+        A grain added after a ledger's last build is missing until its next catch-up adds it.
+        """
+        if (table, grain) not in self._grains:
+            column = self.tables[table].c.grain
+            with self.engine.connect() as conn:
+                query = sa.select(column).where(column == grain).limit(1)
+                if conn.execute(query).first() is None:
+                    return False
+            self._grains.add((table, grain))
+        return True
 
     def has_column(self, table: str, column: str) -> bool:
         """Whether the live ``table`` has ``column`` (its columns are read once per reader)."""

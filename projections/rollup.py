@@ -31,7 +31,7 @@ keep those counts per UTC day, as the ledger knows them now (``known_to = FOREVE
   its cap is after every stay's entry (a report up to now); a cohort depends only on its lead's
   own stays;
 - ``rl_roll_dur`` and ``rl_dur_sample``: velocity's times in stage, lags and sales cycles, as
-  histograms per UTC day and month and as every duration, to find a rank's exactly
+  histograms per UTC day, ISO week and UTC month and as every duration, to find a rank's exactly
   (projections/durations.py); like the cohorts, a lead's depend only on its own stays;
 - ``rl_roll_deal``: per (what, UTC day, until, type, currency) the revenue report's sums
   (projections/credit/revenue.py): deals ``opened`` (by opportunity type and currency); ``won``
@@ -96,14 +96,14 @@ from projections.schema import (
     Tables,
 )
 from projections.stages import PROGRESSION, first_reaches, later_stages
-from projections.window import bounds_in, day_of, month_of
+from projections.window import MONDAY, bounds_in, day_of, month_of
 
 DAY_US = 86_400_000_000
 BY_FIELDS = ("lead_source", "segment", "country", "owner", "channel")
 DIMS = ("", *BY_FIELDS)
 NONE_GROUP = "(none)"
 IN, OUT = "in", "out"
-DAY, MONTH = "d", "m"
+DAY, WEEK, MONTH = "d", "w", "m"
 STAY_KEY = ("dim", "value", "side", "grain", "day", "prev", "stage", "move", "reentry")
 OPP_KEY = ("side", "grain", "day", "stage", "currency")
 OPEN_KEY = ("dim", "value", "day", "stage")
@@ -124,6 +124,7 @@ COHORT_TARGETS = {source: later_stages(source) for source in PROGRESSION[:-1]}
 DEAL_KEY = ("what", "day", "until", "type", "currency", "channel")
 DealKey = tuple[str, int, int, str, str, str]
 IN_QUERY = 500  # values per IN list
+DUR_COLUMNS = ("grain", "day", "measure", "key", "bucket", "n", "total")  # rl_roll_dur's
 NEVER = 2**31 - 1  # rl_roll_deal's ``until`` of a close that no later close follows
 WON, LOST = "won", "lost"
 
@@ -871,15 +872,48 @@ def _build_durations(conn: sa.Connection, t: Tables) -> None:
     B-tree update per key.
     """
     sample, roll = t["dur_sample"], t["roll_dur"]
-    for grain, at in ((DAY, sample.c.day), (MONTH, sample.c.month)):
+    for grain, at in (
+        (DAY, sample.c.day),
+        (WEEK, week_start(sample.c.day)),
+        (MONTH, sample.c.month),
+    ):
         keys = (at, sample.c.measure, sample.c.key, sample.c.bucket)
         query = (
             sa.select(sa.literal(grain), *keys)
             .add_columns(sa.func.count(), sa.func.sum(sample.c.duration_us))
             .group_by(*keys)
         )
-        names = ("grain", "day", "measure", "key", "bucket", "n", "total")
-        conn.execute(sa.insert(roll).from_select(names, query))
+        conn.execute(sa.insert(roll).from_select(DUR_COLUMNS, query))
+
+
+def add_week_rows(conn: sa.Connection, t: Tables) -> bool:
+    """Sum ``rl_roll_dur``'s week rows from its day rows, when a build before them left none.
+
+    Returns whether it did. Every build since writes all three grains, so a table with day rows
+    and no week row is an older build's, and its day rows sum to the week rows it lacks.
+    """
+    roll = t["roll_dur"]
+
+    def holds(grain: str) -> bool:
+        query = sa.select(roll.c.grain).where(roll.c.grain == grain).limit(1)
+        return conn.execute(query).first() is not None
+
+    if holds(WEEK) or not holds(DAY):
+        return False
+    keys = (week_start(roll.c.day), roll.c.measure, roll.c.key, roll.c.bucket)
+    query = (
+        sa.select(sa.literal(WEEK), *keys)
+        .add_columns(sa.func.sum(roll.c.n), sa.func.sum(roll.c.total))
+        .where(roll.c.grain == DAY)
+        .group_by(*keys)
+    )
+    conn.execute(sa.insert(roll).from_select(DUR_COLUMNS, query))
+    return True
+
+
+def week_start(day: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+    """SQL for :func:`~projections.window.week_of` (both databases' ``%`` keeps the sign)."""
+    return day - ((day - MONDAY) % 7 + 7) % 7
 
 
 def _close_day(today: Counter[StayKey], months: Counter[StayKey], writer: _Writer) -> None:

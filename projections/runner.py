@@ -97,8 +97,7 @@ class Projection:
 
     def catch_up(self, progress: Progress = _ignore, stop: threading.Event | None = None) -> int:
         """Apply every ledger fact recorded since the last position; returns how many."""
-        self.ensure()
-        self._check_current()
+        self._prepare()
         return self._apply(progress, stop)
 
     def _apply(self, progress: Progress, stop: threading.Event | None) -> int:
@@ -120,6 +119,13 @@ class Projection:
             with self.writer.begin() as conn:
                 self._analyze(conn, self.live)
         return done
+
+    def _prepare(self) -> None:
+        """Create the tables if new, refuse outdated ones, and add what an older build left out."""
+        self.ensure()
+        self._check_current()
+        with self.writer.begin() as conn:
+            rollup.add_week_rows(conn, self.live)
 
     def _check_current(self) -> None:
         """Refuse to follow into tables an older revledger built without some of today's columns.
@@ -150,8 +156,7 @@ class Projection:
 
         The tables are checked once, not at every poll (the catalogue query is not free).
         """
-        self.ensure()
-        self._check_current()
+        self._prepare()
         done = 0
         while not stop.is_set():
             done += self._apply(progress, stop)

@@ -15,12 +15,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from projections.balances import day_bucket, plan_ranges, usable
+from projections.balances import day_bucket, plan_ranges, split_weeks, usable
 from projections.durations import CYCLE, LAG, TIME_IN_STAGE
 from projections.periods import FOREVER
 from projections.reading import Reader
 from projections.report import Report
-from projections.rollup import DAY, MONTH
+from projections.rollup import DAY, MONTH, WEEK
 from projections.stages import PROGRESSION
 from projections.window import (
     DAY_US,
@@ -707,13 +707,15 @@ def _rank_buckets(
 ) -> list[tuple[int, str, str, int, int, int, int, int]]:
     """(period, measure, key, bucket, n, n below it, count, sum) of rank buckets.
 
-    Each period's histogram is summed from the whole months and days of ``rl_roll_dur``; running
+    Each period's histogram is summed from the whole months, ISO weeks (when the build has
+    them: :meth:`Reader.has_grain`) and days of ``rl_roll_dur``; running
     counts over its buckets in order find the bucket of the median (rank ⌈count/2⌉) and of the
     p90 (rank ⌈0.9 count⌉). Summing and ranking the rows here cost less than doing it in SQL
     with window functions (22 against 49 ms for a year of months at 10M events on SQLite).
     """
     roll = reader.tables["roll_dur"]
     plan = plan_ranges([(p.start, p.end) for p in window.periods])
+    weeks, days = split_weeks(plan.days) if reader.has_grain("roll_dur", WEEK) else ([], plan.days)
     chosen = [
         roll.c.measure == measure
         if key is None
@@ -722,7 +724,7 @@ def _rank_buckets(
     ]
     where = sa.or_(*chosen)
     hists: dict[tuple[int, str, str], dict[int, list[int]]] = defaultdict(dict)
-    for grain, spans in ((MONTH, plan.months), (DAY, plan.days)):
+    for grain, spans in ((MONTH, plan.months), (WEEK, weeks), (DAY, days)):
         flat = [span for ranges in spans for span in ranges]
         if not flat:
             continue

@@ -44,6 +44,11 @@ def next_month(day: int) -> int:
     return following.toordinal() - EPOCH_ORDINAL
 
 
+def week_of(day: int) -> int:
+    """The Monday starting the ISO week holding the UTC ``day`` (week rows are keyed by it)."""
+    return day - (day - MONDAY) % 7
+
+
 def is_bound(day: int) -> bool:
     """Whether the UTC ``day`` starts a month or an ISO week (a Monday): ``rl_roll_ended``'s."""
     return (day - MONDAY) % 7 == 0 or month_of(day) == day

@@ -1,4 +1,4 @@
-"""A business-time range splits into whole UTC months, whole days and sub-day pieces tiling it."""
+"""A business-time range splits into whole UTC months, weeks, days and sub-day pieces tiling it."""
 
 from __future__ import annotations
 
@@ -8,9 +8,16 @@ from datetime import date
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.balances import plan_ranges
+from projections.balances import plan_ranges, split_weeks
 from projections.rollup import DAY_US
-from projections.window import EPOCH_ORDINAL, bounds_in, is_bound, month_of, next_month
+from projections.window import (
+    EPOCH_ORDINAL,
+    bounds_in,
+    is_bound,
+    month_of,
+    next_month,
+    week_of,
+)
 
 EARLY, LATE = -40 * 365 * DAY_US, 80 * 365 * DAY_US
 instants = st.integers(EARLY, LATE) | st.integers(-800, 800).map(lambda d: d * DAY_US)
@@ -77,3 +84,28 @@ def test_bounds_are_the_mondays_and_first_days_of_a_range(first: int, length: in
     assert bounds_in(first, last) == want
     assert [day for day in range(first, last + 1) if is_bound(day)] == want
     assert bounds_in(last + 1, last) == []
+
+
+@given(st.integers(-800, 800), st.integers(1, 60), st.booleans())
+def test_day_spans_split_into_whole_weeks_and_days(
+    first: int,
+    length: int,
+    open_start: bool,  # noqa: FBT001 (drawn by hypothesis)
+) -> None:
+    """Weeks run Monday to Monday; with the days left over they hold each day once."""
+    start = None if open_start else first
+    weeks, days = split_weeks([[(start, first + length)], []])
+    assert weeks[1] == days[1] == []
+    covered: list[int] = []
+    for monday, end in weeks[0]:
+        assert week_of(monday) == monday
+        assert week_of(end) == end
+        assert monday < end
+        assert date.fromordinal(monday + EPOCH_ORDINAL).isoweekday() == 1
+        covered += range(monday, end)
+    for lo, hi in days[0]:
+        assert lo is None or lo < hi
+        covered += range(first - 1000 if lo is None else lo, hi)
+    assert sorted(covered) == list(range(first - 1000 if open_start else first, first + length))
+    if not open_start:
+        assert sum(hi - lo for lo, hi in days[0] if lo is not None) < 13  # under a week each side
