@@ -19,6 +19,7 @@ from projections.credit.sourced import sourced
 from projections.credit.spend import spend
 from projections.errors import ReportError
 from projections.flow import flow
+from projections.gc_pause import paused_gc
 from projections.inventory import inventory
 from projections.reading import Reader
 from projections.report import Report
@@ -58,9 +59,10 @@ class Reports:
             raise ReportError(
                 f"unknown report {name!r}; expected one of {', '.join(REPORTS)}"
             ) from None
-        self.reader.position()
-        window = Window.resolve(options or ReportOptions(), self.now() if self.now else None)
-        return build(self.reader, window)
+        with paused_gc():  # a report's objects are freed by reference counting (gc_pause)
+            self.reader.position()
+            window = Window.resolve(options or ReportOptions(), self.now() if self.now else None)
+            return build(self.reader, window)
 
     def compare(self, name: str, options: ReportOptions) -> Report:
         """The report as known at ``options.known_at`` next to as known now, and the difference."""

@@ -1,4 +1,4 @@
-"""Rebuilds and credit reports run with the cyclic garbage collector paused, and give it back."""
+"""Rebuilds and reports run with the cyclic garbage collector paused, and give it back."""
 
 from __future__ import annotations
 
@@ -80,4 +80,28 @@ def test_overlapping_reports_resume_the_collector_only_when_the_last_one_ends():
     for thread in threads:
         thread.join(10)
     assert during == [False, False]
+    assert gc.isenabled()
+
+
+def test_every_report_runs_with_the_collector_paused(sqlite_url: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Reports.run`` pauses it around any report (a collection costs a report ~30 ms at 10M)."""
+    from ledger.application import open_ledger  # noqa: PLC0415
+    from projections import api  # noqa: PLC0415
+    from tests.factories import project_funnel  # noqa: PLC0415
+
+    project_funnel(sqlite_url, 5, seed=1, months=2)
+    seen: dict[str, bool] = {}
+    for name, build in list(api.REPORTS.items()):
+        def spy(reader, window, build=build, name=name):
+            seen[name] = gc.isenabled()
+            return build(reader, window)
+
+        monkeypatch.setitem(api.REPORTS, name, spy)
+    gc.enable()
+    reports = api.Reports(open_ledger(sqlite_url).config)
+    for name in api.REPORTS:
+        reports.run(name)
+    reports.close()
+    assert seen == dict.fromkeys(api.REPORTS, False)
     assert gc.isenabled()
