@@ -771,25 +771,27 @@ def _ranked_durations(
     """The duration of each (period's durations, bucket, rank within the bucket).
 
     One range of ``rl_dur_sample`` per lookup (its measure, key, bucket and the period's UTC
-    month, or its UTC days), ordered by duration and cut at the rank, run as one compound query
+    months, or its UTC days), ordered by duration and cut at the rank, run as one compound query
     per :data:`RANKS_PER_QUERY` lookups. A period that is one UTC month reads the index by
-    month, whose entries are in duration order (no sort); any other reads its days'. The
+    month, whose entries are in duration order (no sort); one of whole months (a quarter) that
+    index's range of months (a third faster than the days' at 10M events); any other its days'. The
     statements are written once and their parameters bound by the driver: building hundreds of
     expression trees cost more than running them.
     """
-    by_month: list[list[object]] = []
-    by_day: list[list[object]] = []
+    arms: dict[str, list[list[object]]] = {"month": [], "months": [], "days": []}
     for i, (ranked, bucket, rank) in enumerate(lookups):
         period = window.periods[ranked.idx]
         first, after = period.start // DAY_US, period.end // DAY_US
         arm: list[object] = [i, ranked.measure, ranked.key, bucket]
-        if period.start % DAY_US == 0 and month_of(first) == first and next_month(first) == after:
-            by_month.append([*arm, first, rank])
+        if period.start % DAY_US or month_of(first) != first or month_of(after) != after:
+            arms["days"].append([*arm, first, after, rank])
+        elif next_month(first) == after:
+            arms["month"].append([*arm, first, rank])
         else:
-            by_day.append([*arm, first, after, rank])
-    rows = itertools.chain(
-        _compound(reader, _rank_statement(reader, month=True), by_month, RANKS_PER_QUERY),
-        _compound(reader, _rank_statement(reader, month=False), by_day, RANKS_PER_QUERY),
+            arms["months"].append([*arm, first, after, rank])
+    rows = itertools.chain.from_iterable(
+        _compound(reader, _rank_statement(reader, span), found, RANKS_PER_QUERY)
+        for span, found in arms.items()
     )
     return {lookups[i]: int(duration) for i, duration in rows}
 
@@ -812,14 +814,16 @@ def _driver_sql(reader: Reader, table: str, by: str | None) -> tuple[str, str, s
     return name, joined, f"COALESCE(l.{quote.quote(by)}, {mark})", mark
 
 
-def _rank_statement(reader: Reader, *, month: bool) -> str:
-    """One lookup of :func:`_ranked_durations` (in a ``month``, or a range of days)."""
+def _rank_statement(reader: Reader, span: str) -> str:
+    """One lookup of :func:`_ranked_durations` in a ``month``, a range of ``months`` or ``days``."""
     sample, _, _, mark = _driver_sql(reader, "dur_sample", None)
     key = reader.engine.dialect.identifier_preparer.quote("key")
     column = f"{sample}.{key}"
-    when = (
-        f"{sample}.month = {mark}" if month else f"{sample}.day >= {mark} AND {sample}.day < {mark}"
-    )
+    when = {
+        "month": f"{sample}.month = {mark}",
+        "months": f"{sample}.month >= {mark} AND {sample}.month < {mark}",
+        "days": f"{sample}.day >= {mark} AND {sample}.day < {mark}",
+    }[span]
     return (
         f"SELECT CAST({mark} AS INTEGER) AS i, {sample}.duration_us AS d "  # noqa: S608 (names from our schema)
         f"FROM {sample} WHERE {sample}.measure = {mark} AND {column} = {mark} "

@@ -173,6 +173,7 @@ def funnel_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     ("month", "Pacific/Chatham", "owner"),
     ("quarter", "America/New_York", None),
     ("quarter", "UTC", "segment"),
+    ("quarter", "UTC", None),
 ])
 def test_rollups_agree_with_the_stay_table(funnel_db: str, kind: str, tz: str,
                                            by: str | None) -> None:
@@ -396,6 +397,7 @@ def test_velocity_durations_read_their_rollup_when_they_can(db_url: str,
     cases = [
         (base, True),
         (base.replace(calendar=Calendar("week")), True),
+        (base.replace(calendar=Calendar("quarter"), start=date(2024, 10, 1)), True),
         (base.replace(stage="sql", as_of=date(2025, 3, 10)), True),
         (base.replace(by="segment"), False),  # the roll-up holds every lead together
         (base.replace(calendar=Calendar("month", zone("America/New_York"))), False),
