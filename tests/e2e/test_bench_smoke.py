@@ -32,4 +32,8 @@ def test_bench_smoke_run_reports_every_step(backend: str, tmp_path: Path, reques
     assert steps["ingest"]["events"] == results["events"] > 4000
     assert steps["rebuild"]["events"] == results["events"]
     assert {"inventory", "flow", "velocity", "anomalies"} <= set(steps["reports"])
+    latencies = [v for v in steps["reports"].values() if isinstance(v, dict)]
+    assert all(v["p50_ms"] > 0 and v["p95_ms"] >= v["p50_ms"] and v["first_ms"] > 0
+               for v in latencies)
+    assert "first run" in done.stdout
     assert all(figures["peak_mib"] > 0 for figures in steps.values())
