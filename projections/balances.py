@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from projections.periods import FOREVER
 from projections.reading import Reader
 from projections.rollup import DAY, DAY_US, IN, MONTH, NONE_GROUP
-from projections.window import Window, day_of, month_of, next_month, week_of
+from projections.window import Window, day_of, month_of, next_month, quarter_of, week_of
 
 Entry = tuple[str, str, str, str, bool]  # (group, previous stage or "", stage, move, re-entry)
 Exit = tuple[str, str]  # (group, stage)
@@ -161,6 +161,33 @@ def split_weeks(days: list[list[Span]]) -> tuple[list[list[Span]], list[list[Spa
             weeks[-1].append((monday, end))
             rest[-1] += [(a, b) for a, b in ((first, monday), (end, last)) if a < b]
     return weeks, rest
+
+
+def split_quarters(months: list[list[Span]]) -> tuple[list[list[Span]], list[list[Span]]]:
+    """Each range's month spans split into whole UTC quarters and the months outside them.
+
+    Quarter spans hold the first days of their quarters, like a quarter grain's rows.
+    """
+    quarters: list[list[Span]] = []
+    rest: list[list[Span]] = []
+    for spans in months:
+        quarters.append([])
+        rest.append([])
+        for first, last in spans:
+            end = quarter_of(last)  # the quarter start on or before ``last``
+            if first is None or _quarter_on_or_after(first) >= end:
+                rest[-1].append((first, last))
+                continue
+            start = _quarter_on_or_after(first)
+            quarters[-1].append((start, end))
+            rest[-1] += [(a, b) for a, b in ((first, start), (end, last)) if a < b]
+    return quarters, rest
+
+
+def _quarter_on_or_after(day: int) -> int:
+    """The first day of the first UTC quarter starting on or after ``day``."""
+    start = quarter_of(day)
+    return start if start == day else quarter_of(start + 92)  # a quarter has 90 to 92 days
 
 
 def day_bucket(day: sa.ColumnElement[int], spans: list[list[Span]]) -> sa.ColumnElement[int]:

@@ -7,11 +7,12 @@ current stays and first contact. They are kept twice:
 
 - ``rl_roll_dur``: per (measure, key, grain, day of the exit or reach, bucket)
   how many durations and their sum in microseconds, at grains ``d`` (UTC day), ``w`` (ISO
-  week, keyed by its Monday) and ``m`` (UTC month, keyed by its first day), for every lead
-  together (a report split ``--by`` reads the stay table: kept per group, the histograms and
-  the lookups cost as much as that read). ``bucket`` (:func:`bucket_of`) cuts
-  durations into 8 buckets per doubling, so a period's counts per bucket are a histogram, and
-  the bucket that holds a rank, and the rank within it, come from it;
+  week, keyed by its Monday), ``m`` (UTC month) and ``q`` (UTC quarter, both keyed by their
+  first day), for every lead together (a report split ``--by`` reads the stay table: kept per
+  group, the histograms and the lookups cost as much as that read). ``bucket``
+  (:func:`bucket_of`) cuts durations into 8 buckets per doubling, so a period's counts per
+  bucket are a histogram, and the bucket that holds a rank, and the rank within it, come from
+  it;
 - ``rl_dur_sample``: every duration, indexed by (measure, key, bucket, UTC day, duration), so
   the duration of a rank within a bucket is one short range of that index: exact nearest-rank
   medians and p90s read a few rows each.
@@ -31,7 +32,7 @@ from typing import Any
 
 from projections.periods import FOREVER
 from projections.stages import PROGRESSION, first_reaches
-from projections.window import DAY_US, month_of, week_of
+from projections.window import DAY_US, month_of, quarter_of, week_of
 
 TIME_IN_STAGE, LAG, CYCLE = "time_in_stage", "lag", "sales_cycle"
 LAG_KEYS = tuple(f"{source}->{target}" for source, target in pairwise(PROGRESSION))
@@ -98,7 +99,9 @@ def add_sums(sums: dict[DurKey, list[int]], samples: Iterable[Sample], sign: int
     for measure, key, at, duration, _ in samples:
         bucket = bucket_of(duration)
         day = at // DAY_US
-        for grain, when in (("d", day), ("w", week_of(day)), ("m", month_of(day))):
+        month = month_of(day)
+        grains = (("d", day), ("w", week_of(day)), ("m", month), ("q", quarter_of(month)))
+        for grain, when in grains:
             sums_of = sums.get((measure, key, grain, when, bucket))
             if sums_of is None:
                 sums_of = sums[measure, key, grain, when, bucket] = [0, 0]

@@ -96,14 +96,14 @@ from projections.schema import (
     Tables,
 )
 from projections.stages import PROGRESSION, first_reaches, later_stages
-from projections.window import MONDAY, bounds_in, day_of, month_of
+from projections.window import MONDAY, bounds_in, day_of, month_of, quarter_of
 
 DAY_US = 86_400_000_000
 BY_FIELDS = ("lead_source", "segment", "country", "owner", "channel")
 DIMS = ("", *BY_FIELDS)
 NONE_GROUP = "(none)"
 IN, OUT = "in", "out"
-DAY, WEEK, MONTH = "d", "w", "m"
+DAY, WEEK, MONTH, QUARTER = "d", "w", "m", "q"
 STAY_KEY = ("dim", "value", "side", "grain", "day", "prev", "stage", "move", "reentry")
 OPP_KEY = ("side", "grain", "day", "stage", "currency")
 OPEN_KEY = ("dim", "value", "day", "stage")
@@ -869,7 +869,7 @@ def _build_durations(conn: sa.Connection, t: Tables) -> None:
 
     The same sums as :func:`~projections.durations.add_sums` (which keeps them current),
     computed by the database: adding each lead's into the table as it comes costs a random
-    B-tree update per key.
+    B-tree update per key. Quarters are summed from the months (:func:`_add_quarters`).
     """
     sample, roll = t["dur_sample"], t["roll_dur"]
     for grain, at in (
@@ -884,13 +884,34 @@ def _build_durations(conn: sa.Connection, t: Tables) -> None:
             .group_by(*keys)
         )
         conn.execute(sa.insert(roll).from_select(DUR_COLUMNS, query))
+    _add_quarters(conn, roll)
 
 
-def add_week_rows(conn: sa.Connection, t: Tables) -> bool:
-    """Sum ``rl_roll_dur``'s week rows from its day rows, when a build before them left none.
+def _add_quarters(conn: sa.Connection, roll: sa.Table) -> None:
+    """Sum ``rl_roll_dur``'s month rows into its quarter rows (a few thousand rows at 10M).
 
-    Returns whether it did. Every build since writes all three grains, so a table with day rows
-    and no week row is an older build's, and its day rows sum to the week rows it lacks.
+    In Python: a quarter's first day is a calendar computation, and the month rows are few.
+    """
+    month = sa.select(*(roll.c[c] for c in ("day", "measure", "key", "bucket", "n", "total")))
+    sums: dict[tuple[int, str, str, int], list[int]] = {}
+    for day, measure, key, bucket, n, total in conn.execute(month.where(roll.c.grain == MONTH)):
+        cell = sums.setdefault((quarter_of(day), measure, key, bucket), [0, 0])
+        cell[0] += n
+        cell[1] += total
+    rows = [
+        dict(zip(DUR_COLUMNS, (QUARTER, *key, n, total), strict=True))
+        for key, (n, total) in sums.items()
+    ]
+    if rows:
+        conn.execute(sa.insert(roll), rows)
+
+
+def add_missing_grains(conn: sa.Connection, t: Tables) -> list[str]:
+    """Sum the grains of ``rl_roll_dur`` a build before them left out from those it has.
+
+    Returns the grains added. Every build since writes them all, so a table with day rows and
+    no week row is an older build's, whose day rows sum to its weeks, and likewise its month
+    rows to its quarters.
     """
     roll = t["roll_dur"]
 
@@ -898,17 +919,21 @@ def add_week_rows(conn: sa.Connection, t: Tables) -> bool:
         query = sa.select(roll.c.grain).where(roll.c.grain == grain).limit(1)
         return conn.execute(query).first() is not None
 
-    if holds(WEEK) or not holds(DAY):
-        return False
-    keys = (week_start(roll.c.day), roll.c.measure, roll.c.key, roll.c.bucket)
-    query = (
-        sa.select(sa.literal(WEEK), *keys)
-        .add_columns(sa.func.sum(roll.c.n), sa.func.sum(roll.c.total))
-        .where(roll.c.grain == DAY)
-        .group_by(*keys)
-    )
-    conn.execute(sa.insert(roll).from_select(DUR_COLUMNS, query))
-    return True
+    added = []
+    if holds(DAY) and not holds(WEEK):
+        keys = (week_start(roll.c.day), roll.c.measure, roll.c.key, roll.c.bucket)
+        query = (
+            sa.select(sa.literal(WEEK), *keys)
+            .add_columns(sa.func.sum(roll.c.n), sa.func.sum(roll.c.total))
+            .where(roll.c.grain == DAY)
+            .group_by(*keys)
+        )
+        conn.execute(sa.insert(roll).from_select(DUR_COLUMNS, query))
+        added.append(WEEK)
+    if holds(MONTH) and not holds(QUARTER):
+        _add_quarters(conn, roll)
+        added.append(QUARTER)
+    return added
 
 
 def week_start(day: sa.ColumnElement[int]) -> sa.ColumnElement[int]:

@@ -125,7 +125,7 @@ class Projection:
         self.ensure()
         self._check_current()
         with self.writer.begin() as conn:
-            rollup.add_week_rows(conn, self.live)
+            rollup.add_missing_grains(conn, self.live)
 
     def _check_current(self) -> None:
         """Refuse to follow into tables an older revledger built without some of today's columns.

@@ -15,12 +15,19 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from projections.balances import day_bucket, plan_ranges, split_weeks, usable
+from projections.balances import (
+    Span,
+    day_bucket,
+    plan_ranges,
+    split_quarters,
+    split_weeks,
+    usable,
+)
 from projections.durations import CYCLE, LAG, TIME_IN_STAGE
 from projections.periods import FOREVER
 from projections.reading import Reader
 from projections.report import Report
-from projections.rollup import DAY, MONTH, WEEK
+from projections.rollup import DAY, MONTH, QUARTER, WEEK
 from projections.stages import PROGRESSION
 from projections.window import (
     DAY_US,
@@ -707,15 +714,14 @@ def _rank_buckets(
 ) -> list[tuple[int, str, str, int, int, int, int, int]]:
     """(period, measure, key, bucket, n, n below it, count, sum) of rank buckets.
 
-    Each period's histogram is summed from the whole months, ISO weeks (when the build has
-    them: :meth:`Reader.has_grain`) and days of ``rl_roll_dur``; running
+    Each period's histogram is summed from the whole quarters, months, ISO weeks and days of
+    ``rl_roll_dur`` (quarters and weeks when the build has them: :meth:`Reader.has_grain`);
+    running
     counts over its buckets in order find the bucket of the median (rank ⌈count/2⌉) and of the
     p90 (rank ⌈0.9 count⌉). Summing and ranking the rows here cost less than doing it in SQL
     with window functions (22 against 49 ms for a year of months at 10M events on SQLite).
     """
     roll = reader.tables["roll_dur"]
-    plan = plan_ranges([(p.start, p.end) for p in window.periods])
-    weeks, days = split_weeks(plan.days) if reader.has_grain("roll_dur", WEEK) else ([], plan.days)
     chosen = [
         roll.c.measure == measure
         if key is None
@@ -724,7 +730,7 @@ def _rank_buckets(
     ]
     where = sa.or_(*chosen)
     hists: dict[tuple[int, str, str], dict[int, list[int]]] = defaultdict(dict)
-    for grain, spans in ((MONTH, plan.months), (WEEK, weeks), (DAY, days)):
+    for grain, spans in _grain_spans(reader, window):
         flat = [span for ranges in spans for span in ranges]
         if not flat:
             continue
@@ -758,6 +764,19 @@ def _rank_buckets(
             if upto >= ranks[1]:
                 break
     return out
+
+
+def _grain_spans(reader: Reader, window: Window) -> list[tuple[str, list[list[Span]]]]:
+    """Per grain of ``rl_roll_dur``, each period's spans of it (quarters and weeks if built)."""
+    plan = plan_ranges([(p.start, p.end) for p in window.periods])
+    quarters: list[list[Span]] = []
+    weeks: list[list[Span]] = []
+    months, days = plan.months, plan.days
+    if reader.has_grain("roll_dur", QUARTER):
+        quarters, months = split_quarters(plan.months)
+    if reader.has_grain("roll_dur", WEEK):
+        weeks, days = split_weeks(plan.days)
+    return [(QUARTER, quarters), (MONTH, months), (WEEK, weeks), (DAY, days)]
 
 
 def _lookup_order(lookup: tuple[_Ranked, int, int]) -> tuple[object, ...]:

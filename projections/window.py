@@ -49,6 +49,12 @@ def week_of(day: int) -> int:
     return day - (day - MONDAY) % 7
 
 
+def quarter_of(day: int) -> int:
+    """The first day of the UTC quarter holding ``day`` (quarter rows are keyed by it)."""
+    first = date.fromordinal(day + EPOCH_ORDINAL)
+    return date(first.year, first.month - (first.month - 1) % 3, 1).toordinal() - EPOCH_ORDINAL
+
+
 def is_bound(day: int) -> bool:
     """Whether the UTC ``day`` starts a month or an ISO week (a Monday): ``rl_roll_ended``'s."""
     return (day - MONDAY) % 7 == 0 or month_of(day) == day

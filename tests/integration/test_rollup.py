@@ -510,47 +510,49 @@ def test_the_cohort_rollup_is_the_same_when_the_rebuild_adds_it_in_parts(
     assert cohort_rows(url) == whole
 
 
-def test_an_older_build_without_week_rows_gets_them_at_its_next_catch_up(db_url: str) -> None:
-    """A build before the ISO-week grain of ``rl_roll_dur`` answers from its day rows.
+def test_an_older_build_without_week_and_quarter_rows_gets_them_at_its_next_catch_up(
+        db_url: str) -> None:
+    """A build before the week and quarter grains of ``rl_roll_dur`` answers from days and months.
 
-    Weekly velocity is then the same as with week rows; the next catch-up sums them from the
-    day rows, equal to what the build wrote, and once only.
+    Weekly and quarterly velocity are then the same as with those rows; the next catch-up sums
+    them from the day and month rows, equal to what the build wrote, and once only.
     """
     _project_story(db_url)
     config = open_ledger(db_url).config
     roll = tables(config.schema)["roll_dur"]
-    weekly = ReportOptions(calendar=Calendar("week"), start=date(2025, 1, 1),
-                           as_of=date(2025, 3, 31))
+    grains = (rollup.WEEK, rollup.QUARTER)
+    asked = [ReportOptions(calendar=Calendar(kind), start=date(2024, 10, 1),
+                           as_of=date(2025, 3, 31)) for kind in ("week", "quarter")]
 
-    def week_rows() -> list[Any]:
+    def stored() -> list[Any]:
         reader = Reader(config)
         with reader.engine.connect() as conn:
-            found = conn.execute(sa.select(roll).where(roll.c.grain == rollup.WEEK)
+            found = conn.execute(sa.select(roll).where(roll.c.grain.in_(grains))
                                  .order_by(*roll.primary_key.columns)).all()
         reader.close()
         return found
 
-    def report() -> tuple[list[Any], bool]:
+    def report() -> tuple[list[Any], list[bool]]:
         api = Reports(config)
-        rows = api.run("velocity", weekly).rows
-        used = api.reader.has_grain("roll_dur", rollup.WEEK)
+        rows = [api.run("velocity", options).rows for options in asked]
+        used = [api.reader.has_grain("roll_dur", grain) for grain in grains]
         api.close()
         return rows, used
 
-    built = week_rows()
-    assert len(built) > 10
-    with_weeks, used = report()
-    assert used
+    built = stored()
+    assert {row.grain for row in built} == set(grains)
+    with_grains, used = report()
+    assert used == [True, True]
     reader = Reader(config)
     with reader.engine.begin() as conn:
-        conn.execute(sa.delete(roll).where(roll.c.grain == rollup.WEEK))
+        conn.execute(sa.delete(roll).where(roll.c.grain.in_(grains)))
     reader.close()
-    assert report() == (with_weeks, False)
+    assert report() == (with_grains, [False, False])
     ledger = open_ledger(db_url)
     for _ in range(2):
         projection = Projection(ledger)
         projection.catch_up()
         projection.close()
-        assert week_rows() == built
+        assert stored() == built
     ledger.close()
-    assert report() == (with_weeks, True)
+    assert report() == (with_grains, [True, True])

@@ -8,7 +8,7 @@ from datetime import date
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.balances import plan_ranges, split_weeks
+from projections.balances import plan_ranges, split_quarters, split_weeks
 from projections.rollup import DAY_US
 from projections.window import (
     EPOCH_ORDINAL,
@@ -16,6 +16,7 @@ from projections.window import (
     is_bound,
     month_of,
     next_month,
+    quarter_of,
     week_of,
 )
 
@@ -109,3 +110,35 @@ def test_day_spans_split_into_whole_weeks_and_days(
     assert sorted(covered) == list(range(first - 1000 if open_start else first, first + length))
     if not open_start:
         assert sum(hi - lo for lo, hi in days[0] if lo is not None) < 13  # under a week each side
+
+
+def _month_start(index: int) -> int:
+    """The first day of the ``index``-th month after January 1970 (negative: before it)."""
+    year, month = divmod(index, 12)
+    return date(1970 + year, month + 1, 1).toordinal() - EPOCH_ORDINAL
+
+
+@given(st.integers(-300, 300), st.integers(1, 30), st.booleans())
+def test_month_spans_split_into_whole_quarters_and_months(
+    first: int,
+    length: int,
+    open_start: bool,  # noqa: FBT001 (drawn by hypothesis)
+) -> None:
+    """Quarters start in January, April, July and October.
+
+    With the months left over they hold each month once; at most two are left at either end.
+    """
+    start, last = _month_start(first), _month_start(first + length)
+    quarters, months = split_quarters([[(None if open_start else start, last)]])
+    covered: list[int] = []
+    for lo, hi in quarters[0]:
+        assert quarter_of(lo) == lo
+        assert quarter_of(hi) == hi
+        assert date.fromordinal(lo + EPOCH_ORDINAL).month in {1, 4, 7, 10}
+        covered += range(lo, hi)
+    for lo, hi in months[0]:
+        assert lo is None or month_of(lo) == lo < hi
+        covered += range(start - 1000 if lo is None else lo, hi)
+    assert sorted(covered) == list(range(start - 1000 if open_start else start, last))
+    if not open_start:
+        assert all(hi - lo <= 62 for lo, hi in months[0] if lo is not None)  # two months
