@@ -11,7 +11,7 @@ compute from every stay (tests/integration/test_rollup.py checks that on random 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -147,20 +147,7 @@ def split_weeks(days: list[list[Span]]) -> tuple[list[list[Span]], list[list[Spa
 
     Week spans hold the Mondays of their weeks, like a week grain's rows: ``[first, last)``.
     """
-    weeks: list[list[Span]] = []
-    rest: list[list[Span]] = []
-    for spans in days:
-        weeks.append([])
-        rest.append([])
-        for first, last in spans:
-            end = week_of(last)  # the Monday on or before ``last``
-            if first is None or week_of(first + 6) >= end:
-                rest[-1].append((first, last))
-                continue
-            monday = week_of(first + 6)  # the first on or after ``first``
-            weeks[-1].append((monday, end))
-            rest[-1] += [(a, b) for a, b in ((first, monday), (end, last)) if a < b]
-    return weeks, rest
+    return _split_whole(days, lambda day: week_of(day + 6), week_of)
 
 
 def split_quarters(months: list[list[Span]]) -> tuple[list[list[Span]], list[list[Span]]]:
@@ -168,26 +155,36 @@ def split_quarters(months: list[list[Span]]) -> tuple[list[list[Span]], list[lis
 
     Quarter spans hold the first days of their quarters, like a quarter grain's rows.
     """
-    quarters: list[list[Span]] = []
-    rest: list[list[Span]] = []
-    for spans in months:
-        quarters.append([])
-        rest.append([])
-        for first, last in spans:
-            end = quarter_of(last)  # the quarter start on or before ``last``
-            if first is None or _quarter_on_or_after(first) >= end:
-                rest[-1].append((first, last))
-                continue
-            start = _quarter_on_or_after(first)
-            quarters[-1].append((start, end))
-            rest[-1] += [(a, b) for a, b in ((first, start), (end, last)) if a < b]
-    return quarters, rest
+    return _split_whole(months, _quarter_on_or_after, quarter_of)
 
 
 def _quarter_on_or_after(day: int) -> int:
     """The first day of the first UTC quarter starting on or after ``day``."""
     start = quarter_of(day)
     return start if start == day else quarter_of(start + 92)  # a quarter has 90 to 92 days
+
+
+def _split_whole(
+    ranges: list[list[Span]], after: Callable[[int], int], before: Callable[[int], int]
+) -> tuple[list[list[Span]], list[list[Span]]]:
+    """Each range's spans split into whole larger units and the rest.
+
+    ``after``/``before``: the start of the first unit starting on or after / on or before a day.
+    """
+    whole: list[list[Span]] = []
+    rest: list[list[Span]] = []
+    for spans in ranges:
+        whole.append([])
+        rest.append([])
+        for first, last in spans:
+            end = before(last)
+            if first is None or after(first) >= end:
+                rest[-1].append((first, last))
+                continue
+            start = after(first)
+            whole[-1].append((start, end))
+            rest[-1] += [(a, b) for a, b in ((first, start), (end, last)) if a < b]
+    return whole, rest
 
 
 def day_bucket(day: sa.ColumnElement[int], spans: list[list[Span]]) -> sa.ColumnElement[int]:
