@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from ledger.storage import StoreConfig
 from projections.database import create_engine
 from projections.errors import ReportError
+from projections.rollup import holds_grain
 from projections.runner import NAME
 from projections.schema import ROLLUPS, Tables, tables, tracking_table
 from projections.window import NONE_GROUP, Window
@@ -55,10 +56,8 @@ class Reader:
         A grain added after a ledger's last build is missing until its next catch-up adds it.
         """
         if (table, grain) not in self._grains:
-            column = self.tables[table].c.grain
             with self.engine.connect() as conn:
-                query = sa.select(column).where(column == grain).limit(1)
-                if conn.execute(query).first() is None:
+                if not holds_grain(conn, self.tables[table], grain):
                     return False
             self._grains.add((table, grain))
         return True

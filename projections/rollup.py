@@ -906,6 +906,16 @@ def _add_quarters(conn: sa.Connection, roll: sa.Table) -> None:
         conn.execute(sa.insert(roll), rows)
 
 
+def holds_grain(conn: sa.Connection, table: sa.Table, grain: str) -> bool:
+    """Whether the roll-up ``table`` (keyed by grain first) has a row of ``grain``.
+
+    Ordered by the key, so that PostgreSQL reads the key's index: a sequential scan for the
+    first row (its estimate for a common grain) reads every row stored before it.
+    """
+    query = sa.select(table.c.grain).where(table.c.grain == grain)
+    return conn.execute(query.order_by(*table.primary_key.columns).limit(1)).first() is not None
+
+
 def add_missing_grains(conn: sa.Connection, t: Tables) -> list[str]:
     """Sum the grains of ``rl_roll_dur`` a build before them left out from those it has.
 
@@ -916,8 +926,7 @@ def add_missing_grains(conn: sa.Connection, t: Tables) -> list[str]:
     roll = t["roll_dur"]
 
     def holds(grain: str) -> bool:
-        query = sa.select(roll.c.grain).where(roll.c.grain == grain).limit(1)
-        return conn.execute(query).first() is not None
+        return holds_grain(conn, roll, grain)
 
     added = []
     if holds(DAY) and not holds(WEEK):

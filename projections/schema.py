@@ -275,8 +275,8 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
         ),
         **define_credit_tables(metadata, name, ix, _known),
     }
-    for name in CLUSTERED:
-        table = defined[name]
+    for clustered in CLUSTERED:
+        table = defined[clustered]
         table.dialect_kwargs["sqlite_with_rowid"] = False
         measures = [column.name for column in table.columns if not column.primary_key]
         table.primary_key.dialect_kwargs["postgresql_include"] = measures
