@@ -31,8 +31,9 @@ keep those counts per UTC day, as the ledger knows them now (``known_to = FOREVE
   its cap is after every stay's entry (a report up to now); a cohort depends only on its lead's
   own stays;
 - ``rl_roll_dur`` and ``rl_dur_sample``: velocity's times in stage, lags and sales cycles, as
-  histograms per UTC day, ISO week and UTC month and as every duration, to find a rank's exactly
-  (projections/durations.py); like the cohorts, a lead's depend only on its own stays;
+  histograms per UTC day, ISO week, UTC month and quarter and as every duration, to find a
+  rank's exactly (projections/durations.py); like the cohorts, a lead's depend only on its own
+  stays;
 - ``rl_roll_deal``: per (what, UTC day, until, type, currency) the revenue report's sums
   (projections/credit/revenue.py): deals ``opened`` (by opportunity type and currency); ``won``
   closes with an amount (by type and won currency: count, amount, and cycle, the close time
@@ -869,14 +870,11 @@ def _build_durations(conn: sa.Connection, t: Tables) -> None:
 
     The same sums as :func:`~projections.durations.add_sums` (which keeps them current),
     computed by the database: adding each lead's into the table as it comes costs a random
-    B-tree update per key. Quarters are summed from the months (:func:`_add_quarters`).
+    B-tree update per key. Days and months are summed from the durations, weeks and quarters
+    from those rows (:func:`_add_weeks`, :func:`_add_quarters`).
     """
     sample, roll = t["dur_sample"], t["roll_dur"]
-    for grain, at in (
-        (DAY, sample.c.day),
-        (WEEK, week_start(sample.c.day)),
-        (MONTH, sample.c.month),
-    ):
+    for grain, at in ((DAY, sample.c.day), (MONTH, sample.c.month)):
         keys = (at, sample.c.measure, sample.c.key, sample.c.bucket)
         query = (
             sa.select(sa.literal(grain), *keys)
@@ -884,7 +882,21 @@ def _build_durations(conn: sa.Connection, t: Tables) -> None:
             .group_by(*keys)
         )
         conn.execute(sa.insert(roll).from_select(DUR_COLUMNS, query))
+    _add_weeks(conn, roll)
     _add_quarters(conn, roll)
+
+
+def _add_weeks(conn: sa.Connection, roll: sa.Table) -> None:
+    """Sum ``rl_roll_dur``'s day rows into its week rows, keyed by their Mondays (in SQL)."""
+    monday = roll.c.day - ((roll.c.day - MONDAY) % 7 + 7) % 7  # both databases' % keeps the sign
+    keys = (monday, roll.c.measure, roll.c.key, roll.c.bucket)
+    query = (
+        sa.select(sa.literal(WEEK), *keys)
+        .add_columns(sa.func.sum(roll.c.n), sa.func.sum(roll.c.total))
+        .where(roll.c.grain == DAY)
+        .group_by(*keys)
+    )
+    conn.execute(sa.insert(roll).from_select(DUR_COLUMNS, query))
 
 
 def _add_quarters(conn: sa.Connection, roll: sa.Table) -> None:
@@ -916,38 +928,16 @@ def holds_grain(conn: sa.Connection, table: sa.Table, grain: str) -> bool:
     return conn.execute(query.order_by(*table.primary_key.columns).limit(1)).first() is not None
 
 
-def add_missing_grains(conn: sa.Connection, t: Tables) -> list[str]:
+def add_missing_grains(conn: sa.Connection, t: Tables) -> None:
     """Sum the grains of ``rl_roll_dur`` a build before them left out from those it has.
 
-    Returns the grains added. Every build since writes them all, so a table with day rows and
-    no week row is an older build's, whose day rows sum to its weeks, and likewise its month
-    rows to its quarters.
+    Every build since writes them all, so a table with day rows and no week row is an older
+    build's, whose day rows sum to its weeks, and likewise its month rows to its quarters.
     """
     roll = t["roll_dur"]
-
-    def holds(grain: str) -> bool:
-        return holds_grain(conn, roll, grain)
-
-    added = []
-    if holds(DAY) and not holds(WEEK):
-        keys = (week_start(roll.c.day), roll.c.measure, roll.c.key, roll.c.bucket)
-        query = (
-            sa.select(sa.literal(WEEK), *keys)
-            .add_columns(sa.func.sum(roll.c.n), sa.func.sum(roll.c.total))
-            .where(roll.c.grain == DAY)
-            .group_by(*keys)
-        )
-        conn.execute(sa.insert(roll).from_select(DUR_COLUMNS, query))
-        added.append(WEEK)
-    if holds(MONTH) and not holds(QUARTER):
-        _add_quarters(conn, roll)
-        added.append(QUARTER)
-    return added
-
-
-def week_start(day: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
-    """SQL for :func:`~projections.window.week_of` (both databases' ``%`` keeps the sign)."""
-    return day - ((day - MONDAY) % 7 + 7) % 7
+    for grain, coarser, add in ((DAY, WEEK, _add_weeks), (MONTH, QUARTER, _add_quarters)):
+        if holds_grain(conn, roll, grain) and not holds_grain(conn, roll, coarser):
+            add(conn, roll)
 
 
 def _close_day(today: Counter[StayKey], months: Counter[StayKey], writer: _Writer) -> None:

@@ -57,12 +57,12 @@ def quarter_of(day: int) -> int:
 
 def is_bound(day: int) -> bool:
     """Whether the UTC ``day`` starts a month or an ISO week (a Monday): ``rl_roll_ended``'s."""
-    return (day - MONDAY) % 7 == 0 or month_of(day) == day
+    return week_of(day) == day or month_of(day) == day
 
 
 def bounds_in(first: int, last: int) -> list[int]:
     """The UTC days from ``first`` to ``last`` (both included) that are bounds, in order."""
-    mondays = range(first + (MONDAY - first) % 7, last + 1, 7)
+    mondays = range(week_of(first + 6), last + 1, 7)
     starts = []
     start = first if month_of(first) == first else next_month(first)
     while start <= last:
