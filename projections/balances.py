@@ -20,8 +20,17 @@ import sqlalchemy as sa
 
 from projections.periods import FOREVER
 from projections.reading import Reader
-from projections.rollup import DAY, DAY_US, IN, MONTH, NONE_GROUP
-from projections.window import Window, day_of, month_of, next_month, quarter_of, week_of
+from projections.rollup import DAY_US, IN, NONE_GROUP
+from projections.window import (
+    DAY,
+    MONTH,
+    Window,
+    day_of,
+    month_of,
+    next_month,
+    quarter_of,
+    week_of,
+)
 
 Entry = tuple[str, str, str, str, bool]  # (group, previous stage or "", stage, move, re-entry)
 Exit = tuple[str, str]  # (group, stage)

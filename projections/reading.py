@@ -10,9 +10,10 @@ import sqlalchemy as sa
 from ledger.storage import StoreConfig
 from projections.database import create_engine
 from projections.errors import ReportError
+from projections.ranks import empty as ranks_empty
 from projections.rollup import holds_grain
 from projections.runner import NAME
-from projections.schema import ROLLUPS, Tables, tables, tracking_table
+from projections.schema import LATER, ROLLUPS, Tables, tables, tracking_table
 from projections.window import NONE_GROUP, Window
 
 
@@ -28,6 +29,7 @@ class Reader:
         self._rollups: bool | None = None
         self._columns: dict[str, set[str]] = {}
         self._grains: set[tuple[str, str]] = set()
+        self._ranks = False
 
     def close(self) -> None:
         """Release the database connections."""
@@ -47,7 +49,8 @@ class Reader:
         if self._rollups is None:
             with self.engine.connect() as conn:
                 names = set(sa.inspect(conn).get_table_names(schema=self.schema))
-            self._rollups = all(self.tables[name].name in names for name in ROLLUPS)
+            needed = (name for name in ROLLUPS if name not in LATER)
+            self._rollups = all(self.tables[name].name in names for name in needed)
         return self._rollups
 
     def has_grain(self, table: str, grain: str) -> bool:
@@ -61,6 +64,19 @@ class Reader:
                     return False
             self._grains.add((table, grain))
         return True
+
+    def has_ranks(self) -> bool:
+        """Whether ``rl_roll_rank`` exists and holds the cells' ranks (remembered once it does).
+
+        A build before it lacks it until its next catch-up creates and fills it.
+        """
+        if not self._ranks:
+            with self.engine.connect() as conn:
+                table = self.tables["roll_rank"]
+                if not sa.inspect(conn).has_table(table.name, schema=self.schema):
+                    return False
+                self._ranks = not ranks_empty(conn, table)
+        return self._ranks
 
     def has_column(self, table: str, column: str) -> bool:
         """Whether the live ``table`` has ``column`` (its columns are read once per reader)."""

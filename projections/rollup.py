@@ -74,6 +74,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from projections import ranks
 from projections.build_bulk import create_indexes
 from projections.credit.data import CreditData
 from projections.credit.decide import as_deal, channels_of
@@ -97,14 +98,23 @@ from projections.schema import (
     Tables,
 )
 from projections.stages import PROGRESSION, first_reaches, later_stages
-from projections.window import MONDAY, bounds_in, day_of, month_of, quarter_of
+from projections.window import (
+    DAY,
+    MONDAY,
+    MONTH,
+    QUARTER,
+    WEEK,
+    bounds_in,
+    day_of,
+    month_of,
+    quarter_of,
+)
 
 DAY_US = 86_400_000_000
 BY_FIELDS = ("lead_source", "segment", "country", "owner", "channel")
 DIMS = ("", *BY_FIELDS)
 NONE_GROUP = "(none)"
 IN, OUT = "in", "out"
-DAY, WEEK, MONTH, QUARTER = "d", "w", "m", "q"
 STAY_KEY = ("dim", "value", "side", "grain", "day", "prev", "stage", "move", "reentry")
 OPP_KEY = ("side", "grain", "day", "stage", "currency")
 OPEN_KEY = ("dim", "value", "day", "stage")
@@ -602,6 +612,7 @@ class Delta:
         if durations:
             _upsert(conn, t["roll_dur"], DUR_KEY, DUR_MEASURES, durations)
         _replace_samples(conn, t["dur_sample"], gone, new)
+        ranks.mark_stale(conn, t, ranks.sample_cells(gone + new))
         if deals:
             _upsert(conn, t["roll_deal"], DEAL_KEY, DEAL_MEASURES, deals)
         if credit:
@@ -729,6 +740,7 @@ def build(conn: sa.Connection, t: Tables) -> None:
     if merged:
         conn.execute(sa.insert(t["roll_opp"]), merged)
     _build_per_lead(conn, t)
+    ranks.build(conn, t)
     _build_deals(conn, t)
 
 

@@ -21,13 +21,13 @@ import sqlalchemy as sa
 
 from ledger.application import Ledger
 from ledger.errors import StoreUnavailable
-from projections import rollup
+from projections import ranks, rollup
 from projections.build_bulk import Bulk, create_bare, create_indexes, loading
 from projections.build_pipe import Writer, read_ahead
 from projections.build_scan import BUDGET, Scan, lookup_in, rederive_spoiled
 from projections.database import create_engine
 from projections.gc_pause import paused_gc
-from projections.schema import ROLLUPS, TABLES, Tables, tables, tracking_table
+from projections.schema import LATER, ROLLUPS, TABLES, Tables, tables, tracking_table
 from projections.store import Subject, read_stored, rederive, store_facts
 
 NAME = "funnel"
@@ -108,7 +108,8 @@ class Projection:
                 tracked = self._tracked(conn, lock=True)
                 assert tracked is not None
                 page = read_stored(self.ledger, tracked[0], self.page)
-                if not page:
+                if not page:  # caught up: rank the cells the pages changed (projections.ranks)
+                    ranks.refresh(conn, self.live)
                     break
                 touched = store_facts(conn, self.live, page)
                 rederive(conn, self.live, touched)
@@ -121,8 +122,16 @@ class Projection:
         return done
 
     def _prepare(self) -> None:
-        """Create the tables if new, refuse outdated ones, and add what an older build left out."""
+        """Create the tables if new, refuse outdated ones, and add what an older build left out.
+
+        What an older build lacks and a catch-up can fill from the rest: the week and quarter
+        grains of ``rl_roll_dur``, and ``rl_roll_rank``, created here and filled when the
+        catch-up has applied every page (:meth:`_apply`).
+        """
         self.ensure()
+        with self.writer.begin() as conn:
+            for name in LATER:
+                self.live[name].create(conn, checkfirst=True)
         self._check_current()
         with self.writer.begin() as conn:
             rollup.add_missing_grains(conn, self.live)

@@ -27,6 +27,7 @@ ROLLUPS = (
     "roll_cohort",
     "roll_dur",
     "dur_sample",
+    "roll_rank",
     "roll_deal",
     "deal_source",
     "roll_credit",
@@ -44,6 +45,9 @@ COHORT_MEASURES = ("n", *(f"w{days}" for days in COHORT_WITHIN), "skip")
 # then the amount as in DEAL_MEASURES.
 CREDIT_MEASURES = ("deals", "touches", "units", "odd", "d1", "d2", "d3", "d4")
 TABLES = ("fact", "family", *DERIVED, *ROLLUPS)
+# Roll-ups a catch-up creates and fills when an older build lacks them (Projection._prepare);
+# until then the reports do without them.
+LATER = ("roll_rank",)
 # Roll-ups that reports read in ranges of their key: on SQLite, stored in key order
 # (WITHOUT ROWID), so a range is read in one pass rather than a row lookup per key; on
 # PostgreSQL, the key's index includes the other columns, so a range is an index-only scan in
@@ -221,6 +225,20 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("bucket", Integer, primary_key=True),  # durations.bucket_of
             Column("n", big, nullable=False),
             Column("total", big, nullable=False),  # sum of the durations, microseconds
+        ),
+        # per cell of rl_roll_dur (grain, day, measure, key): the count, the sum and the
+        # nearest-rank median's and p90's durations; NULL measures: stale (projections/ranks.py)
+        "roll_rank": sa.Table(
+            name("roll_rank"),
+            metadata,
+            Column("grain", String(1), primary_key=True),
+            Column("day", Integer, primary_key=True),
+            Column("measure", String(16), primary_key=True),
+            Column("key", text, primary_key=True),
+            Column("n", big),
+            Column("total", big),
+            Column("median_us", big),
+            Column("p90_us", big),
         ),
         # every duration rl_roll_dur counts, to find one by rank; a rebuild appends them and
         # builds the index after (rollup.build), and aggregates rl_roll_dur from them

@@ -24,24 +24,34 @@ from projections.balances import (
     usable,
 )
 from projections.durations import CYCLE, LAG, TIME_IN_STAGE
-from projections.periods import FOREVER
+from projections.periods import FOREVER, Period
+from projections.ranks import (
+    CELL,
+    RANK_MEASURES,
+    RANKS_PER_QUERY,
+    Lookup,
+    cell_of,
+    compound,
+    find_durations,
+    locate,
+)
 from projections.reading import Reader
 from projections.report import Report
-from projections.rollup import DAY, MONTH, QUARTER, WEEK
 from projections.stages import PROGRESSION
 from projections.window import (
+    DAY,
     DAY_US,
+    MONTH,
     NONE_GROUP,
+    QUARTER,
+    WEEK,
     PeriodIndex,
     Window,
     day_of,
     is_bound,
-    month_of,
-    next_month,
 )
 
 DAYS_PER_QUERY = 100  # (stage, day) ranges of never-ended stays read in one query
-RANKS_PER_QUERY = 100  # ranked durations found in one query (rl_dur_sample ranges)
 
 Samples = dict[tuple[int, str, str, str], list[int]]  # (period, group, measure, key) -> µs
 Exits = dict[tuple[str, str, int], list[int]]  # (group, stage, first end gone at) -> entries
@@ -525,7 +535,7 @@ def _open_on(reader: Reader, lookups: list[tuple[str, int, int, int]]) -> list[i
         [i, stage, day * DAY_US, (day + 1) * DAY_US, end, rank]
         for i, (stage, day, end, rank) in enumerate(lookups)
     ]
-    found = dict(_compound(reader, arm, arms, RANKS_PER_QUERY))
+    found = dict(_lookup(reader, arm, arms))
     return [int(found[i]) for i in range(len(lookups))]
 
 
@@ -549,58 +559,19 @@ def _never_ended_on(
     )
     arms = [[*params, stage, day * DAY_US, (day + 1) * DAY_US] for stage, day in days]
     out: dict[tuple[str, str, int], list[int]] = defaultdict(list)
-    for grp, stage, entered in _compound(reader, arm, arms, DAYS_PER_QUERY):
+    for grp, stage, entered in _lookup(reader, arm, arms, DAYS_PER_QUERY):
         out[grp, stage, day_of(entered)].append(entered)
     for entered in out.values():
         entered.sort()
     return dict(out)
 
 
-def _compound(
-    reader: Reader, arm: str, arms: list[list[object]], per_query: int
+def _lookup(
+    reader: Reader, arm: str, arms: list[list[object]], per_query: int = RANKS_PER_QUERY
 ) -> Iterator[tuple[Any, ...]]:
-    """The rows of ``arm`` (SQL with the driver's positional parameters) for each of ``arms``.
-
-    On SQLite the copies run ``per_query`` at a time as one ``UNION ALL``, each a subquery (so
-    an arm may have its own ``ORDER BY`` and ``LIMIT``), with the parameters bound by the
-    driver: building and compiling an expression tree per arm cost more than running them.
-    PostgreSQL plans a compound statement afresh each time (about a millisecond per arm), so
-    there every arm runs from one statement (:func:`_lateral`).
-    """
-    if not arms:
-        return
-    if reader.engine.dialect.name == "postgresql":
-        yield from _lateral(reader, arm, arms)
-        return
-    for first in range(0, len(arms), per_query):
-        chunk = arms[first : first + per_query]
-        copies = (f"SELECT * FROM ({arm}) r{i}" for i in range(len(chunk)))  # noqa: S608
-        compound = " UNION ALL ".join(copies)
-        with reader.engine.begin() as conn:
-            params = tuple(value for values in chunk for value in values)
-            yield from conn.exec_driver_sql(compound, params)
-
-
-def _lateral(reader: Reader, arm: str, arms: list[list[object]]) -> Iterator[tuple[Any, ...]]:
-    """:func:`_compound` on PostgreSQL: ``arm`` joined laterally to its parameters' arrays.
-
-    Each parameter of ``arm`` becomes a column of ``unnest`` over one array per parameter
-    (``bigint[]`` or ``text[]``), so the statement's text is the same whatever the number of
-    arms and the driver prepares it once per connection; the planner plans ``arm`` once, as
-    the inner side of a nested loop.
-    """
-    pieces = arm.split("%s")
-    names = [f"p{j}" for j in range(len(pieces) - 1)]
-    inner = pieces[0] + "".join(f"v.{n}{p}" for n, p in zip(names, pieces[1:], strict=True))
-    columns = list(zip(*arms, strict=True))
-    kinds = ["bigint" if all(isinstance(v, int) for v in c) else "text" for c in columns]
-    arrays = ", ".join(f"%s::{kind}[]" for kind in kinds)
-    sql = (
-        f"SELECT lk.* FROM unnest({arrays}) AS v({', '.join(names)}) "  # noqa: S608 (our SQL)
-        f"CROSS JOIN LATERAL ({inner}) AS lk"
-    )
+    """:func:`ranks.compound` of ``arm`` over ``arms``, in one transaction of the reader's."""
     with reader.engine.begin() as conn:
-        yield from conn.exec_driver_sql(sql, tuple(list(c) for c in columns))
+        yield from compound(conn, arm, arms, per_query)
 
 
 def _reaching(stay: sa.Table, window: Window, targets: list[str]) -> sa.Select[Any]:
@@ -693,72 +664,121 @@ def _rollable(reader: Reader, window: Window) -> bool:
     return all(p.start % DAY_US == 0 and p.end % DAY_US == 0 for p in window.periods)
 
 
-@dataclass(eq=False)  # each is its own key
-class _Ranked:
-    """One period's, measure's and key's durations, as the histogram gives them."""
-
-    idx: int
-    measure: str
-    key: str
-    n: int
-    total: int  # microseconds
-    ranks: list[tuple[int, int]] = field(default_factory=lambda: [(0, 0), (0, 0)])
-    found: list[int] = field(default_factory=list)  # the median's and p90's durations
-
-    def row(self) -> list[object]:
-        """The report row: period, group, measure, key, count, mean, median, p90."""
-        median, p90 = self.found
-        return [self.idx, "", self.measure, self.key, *_statistics(self.n, self.total, median, p90)]
-
-
 def _rolled_durations(
     reader: Reader, window: Window, measured: list[tuple[str, str | None]]
 ) -> list[list[object]]:
-    """The ``measured`` (measure, key; None: every key) durations per period, from ``rl_roll_dur``.
+    """The ``measured`` (measure, key; None: every key) durations per period, from the roll-ups.
 
-    Each period's histogram is summed from whole months and days, giving per period, measure
-    and key the count, the sum and the buckets that hold the median and the p90
-    (:func:`_rank_buckets`); their durations are read from ``rl_dur_sample``.
+    A period that is one whole UTC day, ISO week, UTC month or UTC quarter is one cell of
+    ``rl_roll_rank``, which holds its count, sum, median and p90 (:func:`_kept_ranks`); any
+    other period, or one whose cell a catch-up has not ranked afresh yet, is ranked from the
+    histograms (:func:`_histogram_ranks`).
     """
-    found: dict[tuple[int, str, str], _Ranked] = {}
-    for idx, measure, key, bucket, n, below, count, total in _rank_buckets(
-        reader, window, measured
-    ):
-        ranked = found.get((idx, measure, key))
-        if ranked is None:
-            ranked = found[idx, measure, key] = _Ranked(idx, measure, key, count, total)
-        for at, rank in enumerate(((count + 1) // 2, (9 * count + 9) // 10)):
-            if below < rank <= below + n:
-                ranked.ranks[at] = (bucket, rank - 1 - below)
-    out = list(found.values())
-    lookups = {(ranked, *at) for ranked in out for at in ranked.ranks}
-    durations = _ranked_durations(reader, window, sorted(lookups, key=_lookup_order))
-    for ranked in out:
-        ranked.found = [durations[ranked, *at] for at in ranked.ranks]
-    return [ranked.row() for ranked in out]
+    rows, rest = _kept_ranks(reader, window, measured)
+    return rows + _histogram_ranks(reader, window, rest, measured)
 
 
-def _rank_buckets(
+def _chosen(table: sa.Table, measured: list[tuple[str, str | None]]) -> sa.ColumnElement[bool]:
+    """The rows of ``table`` (with ``measure`` and ``key`` columns) of the ``measured``."""
+    return sa.or_(
+        *(
+            table.c.measure == measure
+            if key is None
+            else sa.and_(table.c.measure == measure, table.c.key == key)
+            for measure, key in measured
+        )
+    )
+
+
+def _kept_ranks(
     reader: Reader, window: Window, measured: list[tuple[str, str | None]]
-) -> list[tuple[int, str, str, int, int, int, int, int]]:
-    """(period, measure, key, bucket, n, n below it, count, sum) of rank buckets.
+) -> tuple[list[list[object]], list[int]]:
+    """The report rows of the periods that are cells of ``rl_roll_rank``; the other periods.
 
-    Each period's histogram is summed from the whole quarters, months, ISO weeks and days of
-    ``rl_roll_dur`` (quarters and weeks when the build has them: :meth:`Reader.has_grain`);
-    running counts over its buckets in order find the bucket of the median (rank ⌈count/2⌉) and
-    of the p90 (rank ⌈0.9 count⌉). Summing and ranking the rows here cost less than doing it in SQL
-    with window functions (22 against 49 ms for a year of months at 10M events on SQLite).
+    A week or quarter is a cell only once the build has those grains (:meth:`Reader.has_grain`).
+    A stale cell (NULL measures) leaves its period to the histograms.
+    """
+    if not reader.has_ranks():
+        return [], list(range(len(window.periods)))
+    grains = [DAY, MONTH, *(g for g in (WEEK, QUARTER) if reader.has_grain("roll_dur", g))]
+    cells: dict[tuple[str, int], int] = {}
+    rest: list[int] = []
+    for idx, period in enumerate(window.periods):
+        cell = cell_of(period.start // DAY_US, period.end // DAY_US, grains)
+        if cell is None:
+            rest.append(idx)
+        else:
+            cells[cell] = idx
+    if not cells:
+        return [], rest
+    rank = reader.tables["roll_rank"]
+    by_grain: dict[str, list[int]] = defaultdict(list)
+    for grain, day in cells:
+        by_grain[grain].append(day)
+    query = sa.select(*(rank.c[c] for c in (*CELL, *RANK_MEASURES))).where(
+        _chosen(rank, measured),
+        sa.or_(*(sa.and_(rank.c.grain == g, rank.c.day.in_(days)) for g, days in by_grain.items())),
+    )
+    rows: list[list[object]] = []
+    stale: set[int] = set()
+    for grain, day, measure, key, n, total, median, p90 in reader.rows(query):
+        idx = cells[grain, day]
+        if median is None:
+            stale.add(idx)
+        else:
+            rows.append([idx, "", measure, key, *_statistics(n, total, median, p90)])
+    if stale:
+        rows = [row for row in rows if row[0] not in stale]
+    return rows, sorted([*rest, *stale])
+
+
+def _histogram_ranks(
+    reader: Reader, window: Window, chosen: list[int], measured: list[tuple[str, str | None]]
+) -> list[list[object]]:
+    """The ``measured`` durations of the periods ``chosen`` (indexes), ranked from histograms.
+
+    Each period's histogram is summed from whole quarters, months, weeks and days of
+    ``rl_roll_dur`` (:func:`_histograms`); running counts over its buckets in order give the
+    buckets of the median and the p90 and the ranks within them (:func:`ranks.locate`), whose
+    durations are read from ``rl_dur_sample`` (:func:`ranks.find_durations`).
+    """
+    if not chosen:
+        return []
+    periods = [window.periods[i] for i in chosen]
+    found: list[tuple[int, str, str, int, int]] = []
+    lookups: list[Lookup] = []
+    for (at, measure, key), cells in _histograms(reader, periods, measured).items():
+        count = sum(n for n, _ in cells.values())
+        total = sum(t for _, t in cells.values())
+        period = periods[at]
+        first, after = period.start // DAY_US, period.end // DAY_US
+        for bucket, rank in locate(((b, cells[b][0]) for b in sorted(cells)), count):
+            lookups.append((first, after, measure, key, bucket, rank))
+        found.append((chosen[at], measure, key, count, total))
+    order = sorted(range(len(lookups)), key=lambda i: (*lookups[i][2:5], lookups[i][0]))
+    with reader.engine.begin() as conn:
+        durations = find_durations(conn, reader.tables["dur_sample"], [lookups[i] for i in order])
+    duration = dict(zip(order, durations, strict=True))
+    return [
+        [idx, "", measure, key, *_statistics(n, total, duration[2 * i], duration[2 * i + 1])]
+        for i, (idx, measure, key, n, total) in enumerate(found)
+    ]
+
+
+def _histograms(
+    reader: Reader, periods: list[Period], measured: list[tuple[str, str | None]]
+) -> dict[tuple[int, str, str], dict[int, list[int]]]:
+    """Per (period index, measure, key): {bucket: [count, sum]} of the ``measured`` durations.
+
+    Each period is summed from the whole quarters, months, ISO weeks and days of
+    ``rl_roll_dur`` (quarters and weeks when the build has them: :meth:`Reader.has_grain`).
+    Summing the rows here cost less than ranking them in SQL with window functions (22
+    against 49 ms for a year of months at 10M events on SQLite).
     """
     roll = reader.tables["roll_dur"]
-    chosen = [
-        roll.c.measure == measure
-        if key is None
-        else sa.and_(roll.c.measure == measure, roll.c.key == key)
-        for measure, key in measured
-    ]
-    where = sa.or_(*chosen)
+    where = _chosen(roll, measured)
     hists: dict[tuple[int, str, str], dict[int, list[int]]] = defaultdict(dict)
-    for grain, spans in _grain_spans(reader, window):
+    for grain, spans in _grain_spans(reader, periods):
         flat = [span for ranges in spans for span in ranges]
         if not flat:
             continue
@@ -778,25 +798,12 @@ def _rank_buckets(
                 else:
                     cell[0] += n
                     cell[1] += total
-    out = []
-    for (idx, measure, key), cells in hists.items():
-        count = sum(n for n, _ in cells.values())
-        total = sum(t for _, t in cells.values())
-        ranks = ((count + 1) // 2, (9 * count + 9) // 10)
-        upto = 0
-        for bucket in sorted(cells):
-            n = cells[bucket][0]
-            below, upto = upto, upto + n
-            if any(below < rank <= upto for rank in ranks):
-                out.append((idx, measure, key, bucket, n, below, count, total))
-            if upto >= ranks[1]:
-                break
-    return out
+    return hists
 
 
-def _grain_spans(reader: Reader, window: Window) -> list[tuple[str, list[list[Span]]]]:
+def _grain_spans(reader: Reader, periods: list[Period]) -> list[tuple[str, list[list[Span]]]]:
     """Per grain of ``rl_roll_dur``, each period's spans of it (quarters and weeks if built)."""
-    plan = plan_ranges([(p.start, p.end) for p in window.periods])
+    plan = plan_ranges([(p.start, p.end) for p in periods])
     quarters: list[list[Span]] = []
     weeks: list[list[Span]] = []
     months, days = plan.months, plan.days
@@ -805,42 +812,6 @@ def _grain_spans(reader: Reader, window: Window) -> list[tuple[str, list[list[Sp
     if reader.has_grain("roll_dur", WEEK):
         weeks, days = split_weeks(plan.days)
     return [(QUARTER, quarters), (MONTH, months), (WEEK, weeks), (DAY, days)]
-
-
-def _lookup_order(lookup: tuple[_Ranked, int, int]) -> tuple[object, ...]:
-    ranked, bucket, rank = lookup
-    return (ranked.measure, ranked.key, bucket, ranked.idx, rank)
-
-
-def _ranked_durations(
-    reader: Reader, window: Window, lookups: list[tuple[_Ranked, int, int]]
-) -> dict[tuple[_Ranked, int, int], int]:
-    """The duration of each (period's durations, bucket, rank within the bucket).
-
-    One range of ``rl_dur_sample`` per lookup (its measure, key, bucket and the period's UTC
-    months, or its UTC days), ordered by duration and cut at the rank, run as one compound query
-    per :data:`RANKS_PER_QUERY` lookups. A period that is one UTC month reads the index by
-    month, whose entries are in duration order (no sort); one of whole months (a quarter) that
-    index's range of months (a third faster than the days' at 10M events); any other its days'. The
-    statements are written once and their parameters bound by the driver: building hundreds of
-    expression trees cost more than running them.
-    """
-    arms: dict[str, list[list[object]]] = {"month": [], "months": [], "days": []}
-    for i, (ranked, bucket, rank) in enumerate(lookups):
-        period = window.periods[ranked.idx]
-        first, after = period.start // DAY_US, period.end // DAY_US
-        arm: list[object] = [i, ranked.measure, ranked.key, bucket]
-        if period.start % DAY_US or month_of(first) != first or month_of(after) != after:
-            arms["days"].append([*arm, first, after, rank])
-        elif next_month(first) == after:
-            arms["month"].append([*arm, first, rank])
-        else:
-            arms["months"].append([*arm, first, after, rank])
-    rows = itertools.chain.from_iterable(
-        _compound(reader, _rank_statement(reader, span), found, RANKS_PER_QUERY)
-        for span, found in arms.items()
-    )
-    return {lookups[i]: int(duration) for i, duration in rows}
 
 
 def _driver_sql(reader: Reader, table: str, by: str | None) -> tuple[str, str, str, str]:
@@ -859,21 +830,3 @@ def _driver_sql(reader: Reader, table: str, by: str | None) -> tuple[str, str, s
     lead = quote.format_table(reader.tables["lead"])
     joined = f"{name} JOIN {lead} l ON l.lead_id = {name}.lead_id AND l.known_to = {FOREVER}"
     return name, joined, f"COALESCE(l.{quote.quote(by)}, {mark})", mark
-
-
-def _rank_statement(reader: Reader, span: str) -> str:
-    """One lookup of :func:`_ranked_durations` in a ``month``, a range of ``months`` or ``days``."""
-    sample, _, _, mark = _driver_sql(reader, "dur_sample", None)
-    key = reader.engine.dialect.identifier_preparer.quote("key")
-    column = f"{sample}.{key}"
-    when = {
-        "month": f"{sample}.month = {mark}",
-        "months": f"{sample}.month >= {mark} AND {sample}.month < {mark}",
-        "days": f"{sample}.day >= {mark} AND {sample}.day < {mark}",
-    }[span]
-    return (
-        f"SELECT CAST({mark} AS INTEGER) AS i, {sample}.duration_us AS d "  # noqa: S608 (names from our schema)
-        f"FROM {sample} WHERE {sample}.measure = {mark} AND {column} = {mark} "
-        f"AND {sample}.bucket = {mark} AND {when} "
-        f"ORDER BY {sample}.duration_us LIMIT 1 OFFSET {mark}"
-    )

@@ -25,6 +25,9 @@ DAY_US = 86_400_000_000
 PERIODS_PER_QUERY = 200
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 MONDAY = 4  # 1970-01-05, the first Monday of the epoch (day 0 was a Thursday)
+# the grains of the roll-ups: UTC day, ISO week (keyed by its Monday), UTC month and quarter
+# (keyed by their first day)
+DAY, WEEK, MONTH, QUARTER = "d", "w", "m", "q"
 
 
 def day_of(us: int) -> int:

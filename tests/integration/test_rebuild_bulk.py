@@ -283,7 +283,8 @@ def test_a_postgresql_rebuild_leaves_its_tables_vacuumed(pg_url):
         )
     engine.dispose()
     assert visible.keys() == set(names)
-    assert all(visible[name] > 0 for name in ("rl_fact", "rl_stay", "rl_touch", "rl_roll_stay"))
+    loaded = ("rl_fact", "rl_stay", "rl_touch", "rl_roll_stay")
+    assert all(visible[name] > 0 for name in loaded), visible
 
 
 def test_the_scan_forgets_every_fact_it_let_go_of():
