@@ -96,14 +96,17 @@ def cell_of(first: int, after: int, grains: Iterable[str]) -> tuple[str, int] | 
 def find_durations(conn: sa.Connection, sample: sa.Table, lookups: Sequence[Lookup]) -> list[int]:
     """The duration at each (first day, day after, measure, key, bucket, 0-based rank).
 
-    One range of ``rl_dur_sample``'s index per lookup, ordered by duration and cut at the rank.
+    One range of ``rl_dur_sample``'s index per lookup, ordered by duration and cut at the rank,
+    run in the index's order (measure, key, bucket, then days), so neighbours share pages.
     Days that are one UTC month read the index by month, whose entries are in duration order
     (no sort); whole months (a quarter) that index's range of months; any other days the day
     index's range. The statements are written once and their parameters bound by the driver
     (:func:`compound`): building hundreds of expression trees cost more than running them.
     """
     arms: dict[str, list[list[object]]] = {"month": [], "months": [], "days": []}
-    for i, (first, after, measure, key, bucket, rank) in enumerate(lookups):
+    in_index_order = sorted(range(len(lookups)), key=lambda i: (*lookups[i][2:5], lookups[i][0]))
+    for i in in_index_order:
+        first, after, measure, key, bucket, rank = lookups[i]
         arm: list[object] = [i, measure, key, bucket]
         if month_of(first) != first or month_of(after) != after:
             arms["days"].append([*arm, first, after, rank])
@@ -263,8 +266,10 @@ def mark_stale(conn: sa.Connection, t: Tables, cells: Iterable[Cell]) -> None:
 def refresh(conn: sa.Connection, t: Tables) -> int:
     """Rank the stale cells afresh (dropping those left without durations); returns how many.
 
-    A projection built before ``rl_roll_rank`` existed, whose table is still empty, has every
-    cell ranked instead.
+    The stale rows are found through a partial index (none: one probe), each one's histogram
+    read from its own range of ``rl_roll_dur``'s key (:func:`_cell_histograms`). A projection
+    built before ``rl_roll_rank`` existed, whose table is still empty, has every cell ranked
+    instead.
     """
     table, roll = t["roll_rank"], t["roll_dur"]
     if empty(conn, table):
@@ -273,10 +278,12 @@ def refresh(conn: sa.Connection, t: Tables) -> int:
         build(conn, t)
         return -1
     stale = table.c.median_us.is_(None)
-    histograms = (
-        _histograms(t).join(table, sa.and_(*(table.c[c] == roll.c[c] for c in CELL))).where(stale)
-    )
-    ranked = _ranked_cells(conn, t, conn.execute(histograms))
+    cells = [
+        tuple(row) for row in conn.execute(sa.select(*(table.c[c] for c in CELL)).where(stale))
+    ]
+    if not cells:
+        return 0
+    ranked = _ranked_cells(conn, t, sorted(_cell_histograms(conn, roll, cells)))
     if ranked:
         update = (
             sa.update(table)
@@ -295,6 +302,23 @@ def refresh(conn: sa.Connection, t: Tables) -> int:
         )
     gone = conn.execute(sa.delete(table).where(stale)).rowcount
     return len(ranked) + gone
+
+
+def _cell_histograms(
+    conn: sa.Connection, roll: sa.Table, cells: list[tuple[Any, ...]]
+) -> Iterator[tuple[Any, ...]]:
+    """The ``rl_roll_dur`` rows (cell, bucket, n, total) of ``cells``: a key range each.
+
+    Joining the stale rows to ``rl_roll_dur`` instead, SQLite scans all of ``rl_roll_dur``.
+    """
+    dialect = conn.dialect
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    quote = dialect.identifier_preparer
+    name = quote.format_table(roll)
+    columns = ", ".join(quote.quote(c) for c in (*CELL, "bucket", "n", "total"))
+    match = " AND ".join(f"{quote.quote(c)} = {mark}" for c in CELL)
+    arm = f"SELECT {columns} FROM {name} WHERE {match}"  # noqa: S608 (names from our schema)
+    yield from compound(conn, arm, [list(cell) for cell in cells], RANKS_PER_QUERY)
 
 
 def empty(conn: sa.Connection, table: sa.Table) -> bool:

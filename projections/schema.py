@@ -239,6 +239,15 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("total", big),
             Column("median_us", big),
             Column("p90_us", big),
+            Index(  # the stale rows, which a catch-up looks for when it is done
+                f"rl_roll_rank_g{gen}_stale",
+                "grain",
+                "day",
+                "measure",
+                "key",
+                sqlite_where=sa.text("median_us IS NULL"),
+                postgresql_where=sa.text("median_us IS NULL"),
+            ),
         ),
         # every duration rl_roll_dur counts, to find one by rank; a rebuild appends them and
         # builds the index after (rollup.build), and aggregates rl_roll_dur from them

@@ -749,18 +749,18 @@ def _histogram_ranks(
     lookups: list[Lookup] = []
     for (at, measure, key), cells in _histograms(reader, periods, measured).items():
         count = sum(n for n, _ in cells.values())
+        if not count:
+            continue
         total = sum(t for _, t in cells.values())
         period = periods[at]
         first, after = period.start // DAY_US, period.end // DAY_US
         for bucket, rank in locate(((b, cells[b][0]) for b in sorted(cells)), count):
             lookups.append((first, after, measure, key, bucket, rank))
         found.append((chosen[at], measure, key, count, total))
-    order = sorted(range(len(lookups)), key=lambda i: (*lookups[i][2:5], lookups[i][0]))
     with reader.engine.begin() as conn:
-        durations = find_durations(conn, reader.tables["dur_sample"], [lookups[i] for i in order])
-    duration = dict(zip(order, durations, strict=True))
+        durations = find_durations(conn, reader.tables["dur_sample"], lookups)
     return [
-        [idx, "", measure, key, *_statistics(n, total, duration[2 * i], duration[2 * i + 1])]
+        [idx, "", measure, key, *_statistics(n, total, durations[2 * i], durations[2 * i + 1])]
         for i, (idx, measure, key, n, total) in enumerate(found)
     ]
 

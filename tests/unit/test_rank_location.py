@@ -35,7 +35,13 @@ def test_the_located_ranks_are_the_nearest_rank_median_and_p90(durations: list[i
 def test_nearest_ranks_round_up() -> None:
     """⌈n/2⌉ and ⌈0.9·n⌉, as docs/metrics.md defines the median and the p90."""
     assert [nearest_ranks(n) for n in (1, 2, 9, 10, 11, 20)] == [
-        (1, 1), (1, 2), (5, 9), (5, 9), (6, 10), (10, 18)]
+        (1, 1),
+        (1, 2),
+        (5, 9),
+        (5, 9),
+        (6, 10),
+        (10, 18),
+    ]
 
 
 @given(st.integers(_day("1969-01-01"), _day("2040-12-31")), st.sampled_from(GRAINS))
