@@ -19,6 +19,8 @@ current stays and first contact. They are kept twice:
 
 A rebuild appends every lead's samples, then aggregates the histograms from them in SQL
 (``rollup.build``); a catch-up moves a re-derived lead's samples and sums (:class:`DurationDelta`).
+Each cell of ``rl_roll_dur`` (a grain's day, measure and key) also has its count, sum, median and
+p90 kept in ``rl_roll_rank`` (projections/ranks.py).
 
 Definitions: docs/metrics.md, section "Velocity"; the read side: projections/velocity.py.
 """

@@ -1,7 +1,10 @@
 """Velocity: time in stage, age of open stays, stage-to-stage lag and sales cycle, in days.
 
-SQL selects each measure's durations; they are counted, averaged and ranked (nearest-rank median
-and p90) here. Definitions: docs/metrics.md, section "Velocity".
+Each measure's count, mean, nearest-rank median and p90, per period: from the roll-ups where
+they answer the report (the kept ranks of ``rl_roll_rank``, the duration histograms, the open
+and ended stays' day counts; projections/ranks.py finds a rank from a histogram), else from the
+stays SQL selects, counted, averaged and ranked here. Definitions: docs/metrics.md, section
+"Velocity".
 """
 
 from __future__ import annotations
