@@ -55,6 +55,7 @@ from projections.window import (
 )
 
 DAYS_PER_QUERY = 100  # (stage, day) ranges of never-ended stays read in one query
+COUNTED_ENDS = 2  # period ends, not bounds, whose ended stays are counted in SQL (more: swept)
 
 Samples = dict[tuple[int, str, str, str], list[int]]  # (period, group, measure, key) -> µs
 Exits = dict[tuple[str, str, int], list[int]]  # (group, stage, first end gone at) -> entries
@@ -90,8 +91,11 @@ def velocity(reader: Reader, window: Window) -> Report:
     at_bound = [rolled and is_bound(day_of(end)) for end in ends]
     bounds = [i for i, bound in enumerate(at_bound) if bound]
     swept = [i for i, bound in enumerate(at_bound) if not bound]
+    counted: list[int] = []  # other ends whose ended stays are counted per day in SQL
+    if rolled and len(swept) <= COUNTED_ENDS:
+        counted, swept = swept, []
     completed, ages = _stays_through(reader, window, never, completed=not rolled, swept=swept)
-    rows = _ranked(completed) + ages + _bound_ages(reader, window, bounds, never)
+    rows = _ranked(completed) + ages + _bound_ages(reader, window, bounds, never, counted)
     lags = [
         (source, target)
         for source, target in itertools.pairwise(PROGRESSION)
@@ -451,20 +455,29 @@ class _NeverEnded(_DayCounts):
 
 
 def _bound_ages(
-    reader: Reader, window: Window, bounds: list[int], never: dict[tuple[str, str], _NeverEnded]
+    reader: Reader,
+    window: Window,
+    bounds: list[int],
+    never: dict[tuple[str, str], _NeverEnded],
+    others: list[int],
 ) -> list[list[object]]:
-    """Age of the stays open at the end of each period of ``bounds``: a bound's midnight.
+    """Age of the stays open at the end of each period of ``bounds`` and ``others``.
 
     The stays open then are those that never ended entered before it (``never``, from
-    ``rl_roll_open``) and those that ended at or after it, whose ``rl_roll_ended`` rows for that
-    bound count them per UTC day of entry. The count and the sum of the ages come from those
-    counts, the day holding each rank from bisecting them (:func:`_day_holding`), and the
-    rank's entry from that day's stays open at the end (:func:`_open_on`): no other stay is read.
+    ``rl_roll_open``) and those that ended at or after it, counted per UTC day of entry: at a
+    bound's midnight (``bounds``) by ``rl_roll_ended``'s rows for that bound, at another UTC
+    midnight (``others``) by one grouped query of the stay table (:func:`_ended_after`). The
+    count and the sum of the ages come from those counts, the day holding each rank from
+    bisecting them (:func:`_day_holding`), and the rank's entry from that day's stays open at
+    the end (:func:`_open_on`): no other stay is read.
     """
-    if not bounds:
+    if not bounds and not others:
         return []
     at = {day_of(window.periods[i].end): i for i in bounds}
     spans = _spans(reader, window, sorted(at))
+    other = {day_of(window.periods[i].end): i for i in others}
+    spans.update(_ended_after(reader, window, sorted(other)))
+    at.update(other)
     stages = sorted({stage for _, stage in never} | {stage for _, stage in spans})
     ages: list[_Age] = []
     ranks: list[tuple[_Age, str, int, int]] = []  # (age, stage, day, rank among that day's)
@@ -497,6 +510,35 @@ def _spans(reader: Reader, window: Window, bounds: list[int]) -> dict[tuple[int,
     out: dict[tuple[int, str], _DayCounts] = defaultdict(_DayCounts)
     for bound, stage, day, n, since in reader.rows(query):
         out[bound, stage].add(day, n, since)
+    return dict(out)
+
+
+def _ended_after(
+    reader: Reader, window: Window, ends: list[int]
+) -> dict[tuple[int, str], _DayCounts]:
+    """Per (UTC day ``end``, stage), the stays open at its midnight that ended later.
+
+    The same counts as ``rl_roll_ended`` keeps for a bound (per UTC day of entry, with the sum
+    of the entry times' offsets into it), grouped by the database from the stays that ended
+    after the midnight: only the counts cross to Python, not the stays.
+    """
+    stay = reader.tables["stay"]
+    wanted = window.options.stage
+    entered = stay.c.entered_us
+    day = ((entered - (entered % DAY_US + DAY_US) % DAY_US) // DAY_US).label("d")  # floored
+    out: dict[tuple[int, str], _DayCounts] = defaultdict(_DayCounts)
+    for end_day in ends:
+        end = end_day * DAY_US
+        query = (
+            sa.select(stay.c.stage, day, sa.func.count(), sa.func.sum(entered))
+            .where(stay.c.known_to == FOREVER, entered < end)
+            .where(stay.c.exited_us >= end, stay.c.exited_us < FOREVER)
+            .where(stay.c.stage == wanted if wanted else sa.true())
+            .group_by(stay.c.stage, day)
+            .order_by(stay.c.stage, day)
+        )
+        for stage, first, n, total in reader.rows(query):
+            out[end_day, stage].add(int(first), int(n), int(total) - int(n) * int(first) * DAY_US)
     return dict(out)
 
 

@@ -432,22 +432,25 @@ def test_open_ages_at_bounds_read_the_ended_stay_rollup(db_url: str,
     """At a period end that starts a UTC month or an ISO week, open ages come from counts.
 
     Stays that end exactly at the end are open at it; a stay entered exactly then is not. Day
-    periods mix both ways (only Mondays and firsts are bounds), as does a cap on a Tuesday; a
-    timezone whose midnight is not UTC's and a ``--by`` split sweep every end. Every case gives
-    the stay table's rows.
+    periods mix both ways (only Mondays and firsts are bounds; the other days are swept), as
+    does a cap on a Tuesday (its midnight's ended stays counted in SQL); a timezone whose
+    midnight is not UTC's and a ``--by`` split sweep every end. Every case gives the stay
+    table's rows.
     """
     from projections import velocity  # noqa: PLC0415
 
     _project_story(db_url)
     rolled: list[ReportOptions] = []
     ends: list[int] = []
+    counted: list[int] = []
     real = velocity._bound_ages  # noqa: SLF001 - whether the roll-up is read is the point
 
-    def spy(reader: Reader, window: Any, bounds: list[int], never: Any) -> Any:
+    def spy(reader: Reader, window: Any, bounds: list[int], never: Any, others: list[int]) -> Any:
         if bounds:
             rolled.append(window.options)
             ends.extend(window.periods[i].end for i in bounds)
-        return real(reader, window, bounds, never)
+        counted.extend(window.periods[i].end for i in others)
+        return real(reader, window, bounds, never, others)
 
     monkeypatch.setattr(velocity, "_bound_ages", spy)
     base = ReportOptions(calendar=Calendar("month"), start=date(2025, 1, 1),
@@ -465,7 +468,9 @@ def test_open_ages_at_bounds_read_the_ended_stay_rollup(db_url: str,
     epoch = date(1970, 1, 1)
     assert all((epoch + timedelta(days=d)).weekday() == 0 or (epoch + timedelta(days=d)).day == 1
                for d in days)
-    assert rollup.day_of(datetime(2025, 3, 11, tzinfo=UTC).timestamp() * 10**6) not in days
+    tuesday = rollup.day_of(datetime(2025, 3, 12, tzinfo=UTC).timestamp() * 10**6)
+    assert tuesday not in days
+    assert [end // rollup.DAY_US for end in counted] == [tuesday]  # the cap's: a day after
     api = Reports(open_ledger(db_url).config)
     rows = api.run("velocity", base).rows
     api.close()
