@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from collections.abc import Iterator
 from operator import itemgetter
 from typing import Any
 
@@ -109,24 +110,63 @@ def _cohorts(reader: Reader, window: Window, sources: list[str]) -> Cohorts:
     and only by skipping it (no direct entry at or after the cohort entry). A cohort entry and
     every stay that can count after it were entered between the first period's start and the
     cap, so one read of those stays, a lead at a time, serves every source stage.
+
+    With the roll-up (:func:`_rollable`): its sums, which count every later reach whatever its
+    time; when some stay was entered at or after the cap, the leads with such a stay are read
+    and counted twice, with every later stay (as the roll-up counted them) and with those
+    before the cap only, and the difference is taken out (:func:`_capped`).
     """
-    out: Cohorts = {}
     if not window.periods or not sources:
-        return out
-    if _rollable(reader, window):
-        return _rolled_cohorts(reader, window, sources)
+        return {}
+    rollable = _rollable(reader, window)
+    if rollable is not None:
+        rolled = _rolled_cohorts(reader, window, sources)
+        return rolled if rollable else _capped(reader, window, sources, rolled)
+    stay = reader.tables["stay"]
+    query = _stays(reader, window).where(stay.c.entered_us < window.cap)
+    return _counted(reader.stream(query), window, sources, window.cap)
+
+
+def _stays(reader: Reader, window: Window) -> sa.Select[Any]:
+    """The stays (lead, group, entered, seq, stage, skipped) from the first period on, by lead."""
     stay = reader.tables["stay"]
     columns = (stay.c.entered_us, stay.c.seq, stay.c.stage, stay.c.skipped)
-    query = (
+    return (
         reader.known_rows(window, stay, stay.c.lead_id, reader.group(window), *columns)
-        .where(stay.c.entered_us >= window.periods[0].start, stay.c.entered_us < window.cap)
+        .where(stay.c.entered_us >= window.periods[0].start)
         .order_by(stay.c.lead_id)
     )
+
+
+def _capped(reader: Reader, window: Window, sources: list[str], rolled: Cohorts) -> Cohorts:
+    """``rolled`` less what the leads with a stay at or after the cap reached only after it."""
+    stay = reader.tables["stay"]
+    later = sa.select(stay.c.lead_id).where(window.known(stay), stay.c.entered_us >= window.cap)
+    rows = list(reader.stream(_stays(reader, window).where(stay.c.lead_id.in_(later))))
+    for sign, cap in ((-1, None), (1, window.cap)):
+        for key, (size, counts) in _counted(iter(rows), window, sources, cap).items():
+            cohort = rolled.setdefault(key, [0, [[0, 0, 0] for _ in counts]])
+            cohort[0] += sign * size
+            for cell, delta in zip(cohort[1], counts, strict=True):
+                for i, n in enumerate(delta):
+                    cell[i] += sign * n
+    return {key: cohort for key, cohort in rolled.items() if cohort[0]}
+
+
+def _counted(rows: Iterator[Any], window: Window, sources: list[str], cap: int | None) -> Cohorts:
+    """:func:`_cohorts` of ``rows`` (:func:`_stays`, by lead), counting the stays before ``cap``.
+
+    ``cap`` None: every stay counts as a later reach (members are the entries of the window's
+    periods, which end at the cap, either way).
+    """
+    out: Cohorts = {}
     limit = window.options.within * DAY_US
     find = PeriodIndex(window)
     positions = {s: {t: i for i, t in enumerate(later_stages(s))} for s in sources}
-    for _, lead_rows in itertools.groupby(reader.stream(query), key=itemgetter(0)):
+    for _, lead_rows in itertools.groupby(rows, key=itemgetter(0)):
         stays: list[Row] = sorted(lead_rows, key=itemgetter(2, 3))  # business order
+        if cap is not None:
+            stays = [row for row in stays if row[2] < cap]
         seen: set[tuple[str, int]] = set()  # (source, period) whose first entry is counted
         for _, grp, t0, _, source, _ in stays:
             where = positions.get(source)
@@ -146,21 +186,22 @@ def _cohorts(reader: Reader, window: Window, sources: list[str]) -> Cohorts:
     return out
 
 
-def _rollable(reader: Reader, window: Window) -> bool:
-    """Whether ``rl_roll_cohort`` answers ``window`` exactly.
+def _rollable(reader: Reader, window: Window) -> bool | None:
+    """Whether ``rl_roll_cohort`` answers ``window`` exactly; None: it cannot answer it at all.
 
     It holds the current knowledge, counts every later reach whatever its time, and keys
     entries by UTC day. So: no ``--known-at``; a ``--within`` whose counts it keeps; periods
-    that start and end at UTC midnights; and no stay entered at or after the cap (a report up to
-    now), which a cohort's later stages would otherwise have to leave out.
+    that start and end at UTC midnights. It answers exactly (True) when no stay was entered at
+    or after the cap (a report up to now); otherwise (False) the reaches after the cap of the
+    leads with such stays must be taken out (:func:`_capped`).
     """
     if not usable(reader, window) or window.options.within not in COHORT_WITHIN:
-        return False
+        return None
     bounds = {window.cap, *(p.start for p in window.periods), *(p.end for p in window.periods)}
     if any(bound % DAY_US for bound in bounds):
-        return False
+        return None
     if any(p.end - p.start > PREV_HORIZON * DAY_US for p in window.periods):
-        return False  # the roll-up keeps only the entries before within a quarter exact
+        return None  # the roll-up keeps only the entries before within a quarter exact
     stay = reader.tables["stay"]
     latest = reader.rows(sa.select(sa.func.max(stay.c.entered_us)).where(window.known(stay)))
     return latest[0][0] is None or latest[0][0] < window.cap
