@@ -32,3 +32,8 @@ def create_engine(config: StoreConfig, *, writer: bool = False) -> sa.Engine:
         connection.exec_driver_sql(begin)
 
     return engine
+
+
+def driver_mark(dialect: sa.Dialect) -> str:
+    """The driver's positional parameter mark, for SQL handed to it directly."""
+    return "?" if dialect.paramstyle == "qmark" else "%s"

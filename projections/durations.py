@@ -34,7 +34,7 @@ from typing import Any
 
 from projections.periods import FOREVER
 from projections.stages import PROGRESSION, first_reaches
-from projections.window import DAY, DAY_US, MONTH, QUARTER, WEEK, month_of, quarter_of, week_of
+from projections.window import DAY_US, grain_starts, month_of
 
 TIME_IN_STAGE, LAG, CYCLE = "time_in_stage", "lag", "sales_cycle"
 LAG_KEYS = tuple(f"{source}->{target}" for source, target in pairwise(PROGRESSION))
@@ -101,9 +101,7 @@ def add_sums(sums: dict[DurKey, list[int]], samples: Iterable[Sample], sign: int
     for measure, key, at, duration, _ in samples:
         bucket = bucket_of(duration)
         day = at // DAY_US
-        month = month_of(day)
-        grains = ((DAY, day), (WEEK, week_of(day)), (MONTH, month), (QUARTER, quarter_of(month)))
-        for grain, when in grains:
+        for grain, when in grain_starts(day):
             sums_of = sums.get((measure, key, grain, when, bucket))
             if sums_of is None:
                 sums_of = sums[measure, key, grain, when, bucket] = [0, 0]

@@ -28,16 +28,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from projections.database import driver_mark
 from projections.schema import Tables
 from projections.window import (
     DAY,
     MONTH,
     QUARTER,
     WEEK,
+    grain_starts,
     month_of,
     next_month,
-    quarter_of,
-    week_of,
 )
 
 RANKS_PER_QUERY = 100  # SQLite: lookups run as one compound statement
@@ -84,11 +84,9 @@ def cell_days(grain: str, day: int) -> tuple[int, int]:
 
 def cell_of(first: int, after: int, grains: Iterable[str]) -> tuple[str, int] | None:
     """The cell (grain, day) of ``grains`` that is exactly the UTC days [first, after), if any."""
+    starts = dict(grain_starts(first))
     for grain in grains:
-        start = {DAY: first, WEEK: week_of(first), MONTH: month_of(first)}.get(grain)
-        if grain == QUARTER:
-            start = quarter_of(first)
-        if start == first and cell_days(grain, first)[1] == after:
+        if starts[grain] == first and cell_days(grain, first)[1] == after:
             return grain, first
     return None
 
@@ -125,7 +123,7 @@ def find_durations(conn: sa.Connection, sample: sa.Table, lookups: Sequence[Look
 def _rank_statement(conn: sa.Connection, sample: sa.Table, span: str) -> str:
     """One lookup of :func:`find_durations` in a ``month``, a range of ``months`` or ``days``."""
     dialect = conn.dialect
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    mark = driver_mark(dialect)
     name = dialect.identifier_preparer.format_table(sample)
     key = f"{name}.{dialect.identifier_preparer.quote('key')}"
     when = {
@@ -242,13 +240,11 @@ def build(conn: sa.Connection, t: Tables) -> None:
 
 def sample_cells(samples: Iterable[Sequence[Any]]) -> set[Cell]:
     """The cells, at every grain, of ``rl_dur_sample`` rows (keys in ``SAMPLE_KEY`` order)."""
-    cells: set[Cell] = set()
-    for measure, key, _, day, *_rest in samples:
-        month = month_of(day)
-        for grain, first in ((DAY, day), (WEEK, week_of(day)), (MONTH, month)):
-            cells.add((grain, first, measure, key))
-        cells.add((QUARTER, quarter_of(month), measure, key))
-    return cells
+    return {
+        (grain, first, measure, key)
+        for measure, key, _, day, *_rest in samples
+        for grain, first in grain_starts(day)
+    }
 
 
 def mark_stale(conn: sa.Connection, t: Tables, cells: Iterable[Cell]) -> None:
@@ -266,8 +262,8 @@ def mark_stale(conn: sa.Connection, t: Tables, cells: Iterable[Cell]) -> None:
     conn.execute(statement, values)
 
 
-def refresh(conn: sa.Connection, t: Tables) -> int:
-    """Rank the stale cells afresh (dropping those left without durations); returns how many.
+def refresh(conn: sa.Connection, t: Tables) -> None:
+    """Rank the stale cells afresh, dropping those left without durations.
 
     The stale rows are found through a partial index (none: one probe), each one's histogram
     read from its own range of ``rl_roll_dur``'s key (:func:`_cell_histograms`). A projection
@@ -276,16 +272,15 @@ def refresh(conn: sa.Connection, t: Tables) -> int:
     """
     table, roll = t["roll_rank"], t["roll_dur"]
     if empty(conn, table):
-        if empty(conn, roll):
-            return 0
-        build(conn, t)
-        return -1
+        if not empty(conn, roll):
+            build(conn, t)
+        return
     stale = table.c.median_us.is_(None)
     cells = [
         tuple(row) for row in conn.execute(sa.select(*(table.c[c] for c in CELL)).where(stale))
     ]
     if not cells:
-        return 0
+        return
     ranked = _ranked_cells(conn, t, sorted(_cell_histograms(conn, roll, cells)))
     if ranked:
         update = (
@@ -303,8 +298,7 @@ def refresh(conn: sa.Connection, t: Tables) -> int:
                 for row in ranked
             ],
         )
-    gone = conn.execute(sa.delete(table).where(stale)).rowcount
-    return len(ranked) + gone
+    conn.execute(sa.delete(table).where(stale))
 
 
 def _cell_histograms(
@@ -315,7 +309,7 @@ def _cell_histograms(
     Joining the stale rows to ``rl_roll_dur`` instead, SQLite scans all of ``rl_roll_dur``.
     """
     dialect = conn.dialect
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    mark = driver_mark(dialect)
     quote = dialect.identifier_preparer
     name = quote.format_table(roll)
     columns = ", ".join(quote.quote(c) for c in (*CELL, "bucket", "n", "total"))

@@ -79,6 +79,7 @@ from projections.build_bulk import create_indexes
 from projections.credit.data import CreditData
 from projections.credit.decide import as_deal, channels_of
 from projections.credit.kept import CREDIT_KEY, Counts, amount_counts, credit_counts, deal_data
+from projections.database import driver_mark
 from projections.durations import (
     DUR_KEY,
     DUR_MEASURES,
@@ -1018,7 +1019,7 @@ class _Writer:
         """Rows of ``key`` and ``measures`` for ``table``; ``adding``: summed into existing rows."""
         self.conn = conn
         columns = [*key, *measures]
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        mark = driver_mark(conn.dialect)
         quote = conn.dialect.identifier_preparer
         self.statement = (
             f"INSERT INTO {quote.format_table(table)} AS t "  # noqa: S608 (names from our schema)

@@ -26,6 +26,7 @@ from projections.balances import (
     split_weeks,
     usable,
 )
+from projections.database import driver_mark
 from projections.durations import CYCLE, LAG, TIME_IN_STAGE
 from projections.periods import FOREVER, Period
 from projections.ranks import (
@@ -867,7 +868,7 @@ def _driver_sql(reader: Reader, table: str, by: str | None) -> tuple[str, str, s
     and the driver's positional parameter mark.
     """
     dialect = reader.engine.dialect
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    mark = driver_mark(dialect)
     quote = dialect.identifier_preparer
     name = quote.format_table(reader.tables[table])
     if not by:

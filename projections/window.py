@@ -58,6 +58,12 @@ def quarter_of(day: int) -> int:
     return date(first.year, first.month - (first.month - 1) % 3, 1).toordinal() - EPOCH_ORDINAL
 
 
+def grain_starts(day: int) -> tuple[tuple[str, int], ...]:
+    """The roll-up rows holding the UTC ``day``: (grain, its first day) for every grain."""
+    month = month_of(day)
+    return (DAY, day), (WEEK, week_of(day)), (MONTH, month), (QUARTER, quarter_of(month))
+
+
 def is_bound(day: int) -> bool:
     """Whether the UTC ``day`` starts a month or an ISO week (a Monday): ``rl_roll_ended``'s."""
     return week_of(day) == day or month_of(day) == day
