@@ -132,6 +132,18 @@ NO_ENTRY = -(2**31)  # rl_roll_cohort's ``prev`` when the lead had not entered t
 PREV_HORIZON = 92
 COHORT_FLUSH_KEYS = 200_000  # the rebuild adds its cohort sums to the table every so many keys
 INDEXED_WHEN_FILLED = ("dur_sample",)  # a rebuild builds their indexes after filling them
+# the roll-ups build_rest fills (build_leads fills the others): from the stays, the opportunities
+# and the deals
+REST_TABLES = (
+    "roll_stay",
+    "roll_open",
+    "roll_ended",
+    "roll_opp",
+    "deal_source",
+    "deal_credit",
+    "roll_credit",
+    "roll_deal",
+)
 COHORT_TARGETS = {source: later_stages(source) for source in PROGRESSION[:-1]}
 DEAL_KEY = ("what", "day", "until", "type", "currency", "channel")
 DealKey = tuple[str, int, int, str, str, str]
@@ -677,7 +689,24 @@ def _upsert(
 
 
 def build(conn: sa.Connection, t: Tables) -> None:
-    """Fill the (empty) roll-up tables of ``t`` from its stay, lead and opportunity tables.
+    """Fill the (empty) roll-up tables of ``t`` from its derived tables, in one process.
+
+    The parts are independent: :func:`build_leads` fills the roll-ups kept per lead, and
+    :func:`build_rest` the others (:data:`REST_TABLES`), so a rebuild can run them at once in two
+    processes (:mod:`projections.build_split`).
+    """
+    build_leads(conn, t)
+    build_rest(conn, t)
+
+
+def build_leads(conn: sa.Connection, t: Tables) -> None:
+    """Fill the roll-ups kept per lead (cohorts, durations, their ranks) from the stay table."""
+    _build_per_lead(conn, t)
+    ranks.build(conn, t)
+
+
+def build_rest(conn: sa.Connection, t: Tables) -> None:
+    """Fill the roll-ups of :data:`REST_TABLES` from the stays, opportunities and deals.
 
     One pass per side over the current stays in time order (constant memory: a day's counts are
     written when the next day starts), joined to each lead's current dimension row; month rows
@@ -740,8 +769,6 @@ def build(conn: sa.Connection, t: Tables) -> None:
     merged = _measured(opp_counts(opps), OPP_KEY, ("n", "units"))
     if merged:
         conn.execute(sa.insert(t["roll_opp"]), merged)
-    _build_per_lead(conn, t)
-    ranks.build(conn, t)
     _build_deals(conn, t)
 
 

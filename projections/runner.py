@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from ledger.application import Ledger
 from ledger.errors import StoreUnavailable
-from projections import ranks, rollup
+from projections import build_split, ranks, rollup
 from projections.build_bulk import Bulk, create_bare, create_indexes, loading
 from projections.build_pipe import Writer, read_ahead
 from projections.build_scan import BUDGET, Scan, lookup_in, rederive_spoiled
@@ -46,15 +46,26 @@ def _ignore(_count: int) -> None:
 class Projection:
     """The funnel projection of one ledger, in that ledger's database."""
 
-    def __init__(self, ledger: Ledger, *, page: int = PAGE, budget: int = BUDGET) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        page: int = PAGE,
+        budget: int = BUDGET,
+        split: bool | None = None,
+    ) -> None:
         """Bind to ``ledger``; tables are created on first use.
 
-        ``page``: facts per catch-up transaction; ``budget``: facts a rebuild keeps in memory.
+        ``page``: facts per catch-up transaction; ``budget``: facts a rebuild keeps in memory;
+        ``split``: whether a rebuild builds half of its roll-ups in a second process (None: when
+        the machine and the ledger's size make it worth it, :func:`build_split.wanted`).
         """
         self.ledger = ledger
+        self.config = ledger.config
         self.schema = ledger.config.schema
         self.page = page
         self.budget = budget
+        self.split = split
         self.reader = create_engine(ledger.config)
         self.writer = create_engine(ledger.config, writer=True)
         self.tracking = tracking_table(self.schema)
@@ -177,9 +188,10 @@ class Projection:
     def rebuild(self, progress: Progress = _ignore, subjects: Progress = _ignore) -> int:
         """Rebuild into shadow tables, swap them in, then catch up; returns the position.
 
-        The shadow tables are filled by :meth:`_load` (one pass over the ledger), indexed, and
-        renamed over the live ones in one transaction. ``progress`` is told about facts read,
-        ``subjects`` about subjects derived.
+        The shadow tables are filled by :meth:`_load` (one pass over the ledger), indexed, their
+        roll-ups built (half of them in a second process, :mod:`projections.build_split`, on a
+        large ledger), and renamed over the live ones in one transaction. ``progress`` is told
+        about facts read, ``subjects`` about subjects derived.
         """
         self.ensure()
         with self.reader.connect() as conn:
@@ -194,8 +206,15 @@ class Projection:
         postgres = self.writer.dialect.name == "postgresql"
         if postgres:  # statistics for the roll-ups built from them next (they follow the rename)
             self._vacuum(shadow, shadow.by_name)
+        split = self.split if self.split is not None else build_split.wanted(self.config, end)
+        if split:  # half of the roll-ups in a second process meanwhile (build_split)
+            with build_split.SplitBuild(self.config, self.schema, generation) as side:
+                with self.writer.begin() as conn:
+                    rollup.build_leads(conn, shadow)
+                side.finish(self.writer, shadow)
         with self.writer.begin() as conn:
-            rollup.build(conn, shadow)
+            if not split:
+                rollup.build(conn, shadow)
             self._swap(conn, shadow)
             self._track(conn, position=end, generation=generation)
         if postgres:
