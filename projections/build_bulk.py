@@ -11,7 +11,7 @@ index); primary keys stay, so lookups during the load are indexed.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import chain
 from operator import itemgetter
@@ -114,37 +114,47 @@ class Bulk:
             conn.exec_driver_sql(self._statement(conn, name, 1), rows[whole:])
 
     def _target(self, conn: sa.Connection, name: str) -> str:
-        quote = conn.dialect.identifier_preparer
-        columns = ", ".join(quote.quote(c) for c in ROW_COLUMNS[name])
-        return f"{quote.format_table(self.t[name])} ({columns})"
+        return target(conn, self.t[name], ROW_COLUMNS[name])
 
     def _statement(self, conn: sa.Connection, name: str, count: int) -> str:
         key = f"{name}*{count}"
         if key not in self._statements:
             row = f"({', '.join('?' * len(ROW_COLUMNS[name]))})"
-            target = self._target(conn, name)  # quoted names from the table metadata
+            into = self._target(conn, name)  # quoted names from the table metadata
             values = ", ".join([row] * count)
-            self._statements[key] = f"INSERT INTO {target} VALUES {values}"  # noqa: S608
+            self._statements[key] = f"INSERT INTO {into} VALUES {values}"  # noqa: S608
         return self._statements[key]
 
     def _copy(self, conn: sa.Connection, name: str, rows: list[Row]) -> None:
-        """PostgreSQL's ``COPY``: binary when every column's type is known, text otherwise.
+        copy_rows(conn, self.t[name], ROW_COLUMNS[name], rows)
 
-        Binary spares the text escaping of the stored facts' bytes (``rl_fact.state``).
-        """
-        table = self.t[name]
-        types = [_PG_TYPES.get(type(table.c[c].type)) for c in ROW_COLUMNS[name]]
-        binary = all(types)
-        driver: Any = conn.connection.driver_connection
-        statement = f"COPY {self._target(conn, name)} FROM STDIN" + (
-            " (FORMAT BINARY)" if binary else ""
-        )
-        with driver.cursor() as cursor, cursor.copy(statement) as copy:
-            if binary:
-                copy.set_types(types)
-            write = copy.write_row
-            for row in rows:
-                write(row)
+
+def target(conn: sa.Connection, table: sa.Table, columns: Sequence[str]) -> str:
+    """``table (column, ...)``, quoted, for a statement handed to the driver."""
+    quote = conn.dialect.identifier_preparer
+    return f"{quote.format_table(table)} ({', '.join(quote.quote(c) for c in columns)})"
+
+
+def copy_rows(
+    conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Iterable[Row]
+) -> None:
+    """PostgreSQL's ``COPY`` of ``rows`` (tuples in ``columns`` order) into ``table``.
+
+    Binary when every column's type is known, text otherwise. Binary spares the text escaping
+    of the stored facts' bytes (``rl_fact.state``).
+    """
+    types = [_PG_TYPES.get(type(table.c[c].type)) for c in columns]
+    binary = all(types)
+    driver: Any = conn.connection.driver_connection
+    statement = f"COPY {target(conn, table, columns)} FROM STDIN" + (
+        " (FORMAT BINARY)" if binary else ""
+    )
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        if binary:
+            copy.set_types(types)
+        write = copy.write_row
+        for row in rows:
+            write(row)
 
 
 _PG_TYPES: dict[type[sa.types.TypeEngine[Any]], str] = {

@@ -75,7 +75,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from projections import ranks
-from projections.build_bulk import create_indexes
+from projections.build_bulk import copy_rows, create_indexes
 from projections.credit.data import CreditData
 from projections.credit.decide import as_deal, channels_of
 from projections.credit.kept import CREDIT_KEY, Counts, amount_counts, credit_counts, deal_data
@@ -131,6 +131,7 @@ NO_ENTRY = -(2**31)  # rl_roll_cohort's ``prev`` when the lead had not entered t
 # any period holding the day, so rl_roll_cohort keeps it as NO_ENTRY (fewer distinct rows).
 PREV_HORIZON = 92
 COHORT_FLUSH_KEYS = 200_000  # the rebuild adds its cohort sums to the table every so many keys
+WRITER_ROWS = 20_000  # rows the rebuild's roll-up writers hold before inserting them
 INDEXED_WHEN_FILLED = ("dur_sample",)  # a rebuild builds their indexes after filling them
 # the roll-ups build_rest fills (build_leads fills the others): from the stays, the opportunities
 # and the deals
@@ -1032,7 +1033,12 @@ class _EntryDay:
 
 
 class _Writer:
-    """Buffers roll-up rows and inserts them in large batches through the driver's executemany."""
+    """Buffers roll-up rows and inserts them in large batches.
+
+    SQLite: the driver's ``executemany``. PostgreSQL: ``COPY`` (one statement per row costs the
+    server more than the build's Python work); rows summed into existing ones (``adding``) are
+    copied into a temporary table first, then added by one ``INSERT … ON CONFLICT``.
+    """
 
     def __init__(
         self,
@@ -1045,14 +1051,27 @@ class _Writer:
     ) -> None:
         """Rows of ``key`` and ``measures`` for ``table``; ``adding``: summed into existing rows."""
         self.conn = conn
-        columns = [*key, *measures]
-        mark = driver_mark(conn.dialect)
+        self.table = table
+        self.columns = [*key, *measures]
+        self.adding = adding
+        self.copying = conn.dialect.name == "postgresql"
         quote = conn.dialect.identifier_preparer
-        self.statement = (
-            f"INSERT INTO {quote.format_table(table)} AS t "  # noqa: S608 (names from our schema)
-            f"({', '.join(quote.quote(c) for c in columns)}) "
-            f"VALUES ({', '.join([mark] * len(columns))})"
-        )
+        names = ", ".join(quote.quote(c) for c in self.columns)
+        self.stage: sa.Table | None = None
+        if self.copying and adding:
+            self.stage = sa.Table(
+                f"rl_adding_{table.name}",
+                sa.MetaData(),
+                prefixes=["TEMPORARY"],
+                postgresql_on_commit="DROP",
+            )
+            for column in table.columns:
+                self.stage.append_column(sa.Column(column.name, column.type))
+            self.stage.create(conn)
+            source = f"SELECT {names} FROM {quote.format_table(self.stage)}"  # noqa: S608
+        else:
+            source = f"VALUES ({', '.join([driver_mark(conn.dialect)] * len(self.columns))})"
+        self.statement = f"INSERT INTO {quote.format_table(table)} AS t ({names}) {source}"
         if adding:
             sums = ", ".join(
                 f"{quote.quote(m)} = t.{quote.quote(m)} + excluded.{quote.quote(m)}"
@@ -1070,13 +1089,21 @@ class _Writer:
     def add_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
         """Queue rows of every key column and measure, in the table's order."""
         self.rows.extend(rows)
-        if len(self.rows) >= 20_000:
+        if len(self.rows) >= WRITER_ROWS:
             self.flush()
 
     def flush(self) -> None:
-        """Insert what is queued."""
-        if self.rows:
+        """Insert what is queued (with ``adding``, rows of distinct keys only)."""
+        if not self.rows:
+            return
+        if self.stage is not None:
+            copy_rows(self.conn, self.stage, self.columns, self.rows)
+            self.conn.exec_driver_sql(self.statement)
+            self.conn.exec_driver_sql(f"TRUNCATE {self.stage.name}")
+        elif self.copying:
+            copy_rows(self.conn, self.table, self.columns, self.rows)
+        else:
             cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             cursor.executemany(self.statement, self.rows)
             cursor.close()
-            self.rows = []
+        self.rows = []
