@@ -256,7 +256,9 @@ def rebuild_command(args: argparse.Namespace, ctx: Any) -> int:
             facts = bar.add_task("facts", total=ledger.position())
             subjects = bar.add_task("subjects", total=None, unit="subjects")
             position = projection.rebuild(
-                lambda n: bar.advance(facts, n), lambda n: bar.advance(subjects, n)
+                lambda n: bar.advance(facts, n),
+                lambda n: bar.advance(subjects, n),
+                lambda step: bar.console.print(f"{step}…"),
             )
     finally:
         projection.close()

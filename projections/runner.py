@@ -43,6 +43,10 @@ def _ignore(_count: int) -> None:
     """A progress callback that shows nothing."""
 
 
+def _quiet(_step: str) -> None:
+    """A step callback that shows nothing."""
+
+
 class Projection:
     """The funnel projection of one ledger, in that ledger's database."""
 
@@ -185,13 +189,19 @@ class Projection:
 
     # --- rebuild ---------------------------------------------------------------------------------
 
-    def rebuild(self, progress: Progress = _ignore, subjects: Progress = _ignore) -> int:
+    def rebuild(
+        self,
+        progress: Progress = _ignore,
+        subjects: Progress = _ignore,
+        steps: Callable[[str], None] = _quiet,
+    ) -> int:
         """Rebuild into shadow tables, swap them in, then catch up; returns the position.
 
         The shadow tables are filled by :meth:`_load` (one pass over the ledger), indexed, their
         roll-ups built (half of them in a second process, :mod:`projections.build_split`, on a
         large ledger), and renamed over the live ones in one transaction. ``progress`` is told
-        about facts read, ``subjects`` about subjects derived.
+        about facts read, ``subjects`` about subjects derived, ``steps`` about each step after
+        the pass over the ledger (what it is doing now, as a phrase).
         """
         self.ensure()
         with self.reader.connect() as conn:
@@ -202,11 +212,13 @@ class Projection:
             shadow.metadata.drop_all(conn)
             create_bare(conn, shadow)
         end = self.ledger.position()
-        self._load(shadow, end, progress, subjects)
+        self._load(shadow, end, progress, subjects, steps)
         postgres = self.writer.dialect.name == "postgresql"
         if postgres:  # statistics for the roll-ups built from them next (they follow the rename)
+            steps("analyzing and vacuuming the loaded tables")
             self._vacuum(shadow, shadow.by_name)
         split = self.split if self.split is not None else build_split.wanted(self.config, end)
+        steps("building the roll-ups" + (" in two processes" if split else ""))
         if split:  # half of the roll-ups in a second process meanwhile (build_split)
             with build_split.SplitBuild(self.config, self.schema, generation) as side:
                 with self.writer.begin() as conn:
@@ -215,17 +227,27 @@ class Projection:
         with self.writer.begin() as conn:
             if not split:
                 rollup.build(conn, shadow)
+            steps("swapping the new tables in")
             self._swap(conn, shadow)
             self._track(conn, position=end, generation=generation)
+        steps("analyzing the new tables")
         if postgres:
             self._vacuum(self.live, ROLLUPS)
         else:
             with self.writer.begin() as conn:  # SQLite's statistics do not follow a rename
                 self._analyze(conn, self.live)
+        steps("catching up with the facts recorded meanwhile")
         self.catch_up(progress)
         return self.position()
 
-    def _load(self, shadow: Tables, end: int, progress: Progress, subjects: Progress) -> None:
+    def _load(
+        self,
+        shadow: Tables,
+        end: int,
+        progress: Progress,
+        subjects: Progress,
+        steps: Callable[[str], None] = _quiet,
+    ) -> None:
         """Fill the shadow tables with the facts up to ``end`` and build their indexes.
 
         One pass over the ledger (:meth:`_scan`), then the spoiled subjects again, from the
@@ -233,6 +255,7 @@ class Projection:
         """
         with self.writer.connect() as conn, loading(conn), paused_gc():
             spoiled = self._scan(conn, shadow, end, progress, subjects)
+            steps("indexing the loaded tables")
             create_indexes(conn, shadow, FACTS)
             out = Bulk(shadow, conn)
             for count in rederive_spoiled(conn, shadow, out, spoiled):

@@ -124,11 +124,15 @@ def test_compare_shows_then_now_and_difference(ledger_url):
 
 
 def test_rebuild_reports_progress_and_keeps_results(ledger_url):
-    """``rebuild`` shows events per second and leaves the same numbers."""
+    """``rebuild`` shows events per second, then each step, and leaves the same numbers."""
     before = revledger(ledger_url, "report", "flow", *WINDOW, "--format", "csv").stdout
     result = revledger(ledger_url, "rebuild")
     assert result.returncode == 0, result.stderr
     assert "events/s" in result.stderr
+    steps = ("indexing the loaded tables", "building the roll-ups", "swapping the new tables in")
+    found = [result.stderr.find(f"{step}…") for step in steps]
+    assert -1 not in found, result.stderr
+    assert found == sorted(found)
     assert revledger(ledger_url, "report", "flow", *WINDOW, "--format", "csv").stdout == before
 
 
