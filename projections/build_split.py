@@ -126,8 +126,11 @@ class SplitBuild:
             "scratch": None if self.scratch is None else str(self.scratch),
         }
         assert self._child.stdin is not None
-        with self._child.stdin as stdin:
-            stdin.write(json.dumps(settings).encode())
+        try:
+            with self._child.stdin as stdin:
+                stdin.write(json.dumps(settings).encode())
+        except BrokenPipeError:  # the child died at once: finish() reports why
+            pass
         return self
 
     def __exit__(
