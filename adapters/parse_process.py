@@ -26,7 +26,6 @@ again, so any program may call ingest without a ``__main__`` guard.
 
 from __future__ import annotations
 
-import os
 import pickle
 import queue
 import signal
@@ -45,6 +44,7 @@ from adapters.pipeline import ParsedBatch
 from ledger.codec import FactMapper
 from ledger.errors import RevledgerError
 from ledger.events import CORRECTIONS
+from ledger.processes import cores, last_line, start_child
 
 MIN_BYTES = 16 << 20  # files this long or longer are parsed in a second process
 QUEUE_BATCHES = 4  # batches the parent holds read ahead of the one it records
@@ -70,8 +70,7 @@ def usable(path: str) -> bool:
     """Whether ``path`` is worth parsing in a second process on this machine."""
     if path == "-":
         return False
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (cores or 1) > 1 and Path(path).stat().st_size >= MIN_BYTES
+    return cores() > 1 and Path(path).stat().st_size >= MIN_BYTES
 
 
 class ParseProcess:
@@ -94,14 +93,12 @@ class ParseProcess:
     def __enter__(self) -> Self:
         """Start the child, and the thread that reads its output."""
         self._errors = tempfile.TemporaryFile()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p or os.curdir for p in sys.path)}
-        code = "import adapters.parse_process as p; p.child()"
-        self._child = subprocess.Popen(  # noqa: S603 - this interpreter, our own code
-            [sys.executable, "-c", code, *self._args],
+        self._child = start_child(
+            "import adapters.parse_process as p; p.child()",
+            *self._args,
+            errors=self._errors,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=self._errors,
-            env=env,
         )
         self._reader = threading.Thread(target=self._read, name="revledger-parse", daemon=True)
         self._reader.start()
@@ -168,11 +165,9 @@ class ParseProcess:
         assert self._child is not None
         assert self._errors is not None
         code = self._child.wait()
-        self._errors.seek(0)
-        lines = self._errors.read().decode("utf-8", "replace").strip().splitlines()
-        why = f": {lines[-1]}" if lines else ""
         return (
-            f"the process parsing {self.path} stopped (exit code {code}){why}; run the same "
+            f"the process parsing {self.path} stopped (exit code {code}){last_line(self._errors)}; "
+            "run the same "
             "command again (it resumes after the last recorded batch)"
         )
 

@@ -26,7 +26,6 @@ process list.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -40,6 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.schema import CreateTable
 
 from ledger.errors import RevledgerError
+from ledger.processes import cores, last_line, start_child
 from ledger.storage import StoreConfig, parse_url
 from projections import rollup
 from projections.database import create_engine
@@ -59,8 +59,7 @@ def wanted(config: StoreConfig, facts: int) -> bool:
     Only with a second core, and on SQLite only for a database file (a child cannot reach an
     in-memory database).
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if (cores or 1) < 2 or facts < MIN_FACTS:
+    if cores() < 2 or facts < MIN_FACTS:
         return False
     return config.backend != "sqlite" or _on_disk(config)
 
@@ -97,10 +96,9 @@ class SplitBuild:
     the child if it still runs and removes the scratch file.
     """
 
-    def __init__(self, config: StoreConfig, schema: str | None, generation: int) -> None:
+    def __init__(self, config: StoreConfig, generation: int) -> None:
         """Build the roll-ups of the shadow tables of ``generation`` in ``config``'s database."""
         self.config = config
-        self.schema = schema
         self.generation = generation
         self.scratch = scratch_path(config, generation)
         self._child: subprocess.Popen[bytes] | None = None
@@ -110,18 +108,14 @@ class SplitBuild:
         """Start the child."""
         self._remove_scratch()  # left by a build that stopped before removing it
         self._errors = tempfile.TemporaryFile()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p or os.curdir for p in sys.path)}
-        code = "import projections.build_split as s; s.child()"
-        self._child = subprocess.Popen(  # noqa: S603 - this interpreter, our own code
-            [sys.executable, "-c", code],
+        self._child = start_child(
+            "import projections.build_split as s; s.child()",
+            errors=self._errors,
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
-            stderr=self._errors,
-            env=env,
         )
         settings = {
             "url": self.config.url,
-            "schema": self.schema,
             "generation": self.generation,
             "scratch": None if self.scratch is None else str(self.scratch),
         }
@@ -157,12 +151,10 @@ class SplitBuild:
         assert self._errors is not None
         code = self._child.wait()
         if code != 0:
-            self._errors.seek(0)
-            lines = self._errors.read().decode("utf-8", "replace").strip().splitlines()
-            why = f": {lines[-1]}" if lines else ""
             msg = (
-                f"the process building the roll-ups stopped (exit code {code}){why}; the live "
-                "tables are unchanged, run 'revledger rebuild' again"
+                f"the process building the roll-ups stopped (exit code {code})"
+                f"{last_line(self._errors)}; the live tables are unchanged, run 'revledger "
+                "rebuild' again"
             )
             raise SplitBuildFailed(msg)
         if self.scratch is None:
@@ -204,7 +196,6 @@ def child() -> None:
     try:
         build_side(
             parse_url(settings["url"]),
-            settings["schema"],
             settings["generation"],
             None if settings["scratch"] is None else Path(settings["scratch"]),
         )
@@ -213,14 +204,13 @@ def child() -> None:
         sys.exit(1)
 
 
-def build_side(
-    config: StoreConfig, schema: str | None, generation: int, scratch: Path | None
-) -> None:
+def build_side(config: StoreConfig, generation: int, scratch: Path | None) -> None:
     """Fill the tables of ``build_rest`` of the shadow tables of ``generation``.
 
     ``scratch`` (SQLite): into that new database file, attached, rather than the shadow tables.
     """
-    shadow = tables(schema, shadow=True, generation=generation)
+    shadow = tables(config.schema, shadow=True, generation=generation)
+    target = side_tables(shadow, SIDE if scratch is not None else None, generation)
     engine = create_engine(config)  # not the writer: on SQLite it only reads the ledger's file
     try:
         with engine.connect() as conn:
@@ -229,8 +219,6 @@ def build_side(
                 driver.execute(f"ATTACH DATABASE ? AS {SIDE}", (str(scratch),))
                 driver.execute(f"PRAGMA {SIDE}.journal_mode=OFF")  # a scratch file: no journal
                 driver.execute(f"PRAGMA {SIDE}.synchronous=OFF")
-            target = side_tables(shadow, SIDE if scratch is not None else None, generation)
-            if scratch is not None:
                 for name in rollup.REST_TABLES:
                     conn.execute(CreateTable(target[name]))
             rollup.build_rest(conn, target)

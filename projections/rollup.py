@@ -1053,7 +1053,6 @@ class _Writer:
         self.conn = conn
         self.table = table
         self.columns = [*key, *measures]
-        self.adding = adding
         self.copying = conn.dialect.name == "postgresql"
         quote = conn.dialect.identifier_preparer
         names = ", ".join(quote.quote(c) for c in self.columns)

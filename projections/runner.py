@@ -65,7 +65,6 @@ class Projection:
         the machine and the ledger's size make it worth it, :func:`build_split.wanted`).
         """
         self.ledger = ledger
-        self.config = ledger.config
         self.schema = ledger.config.schema
         self.page = page
         self.budget = budget
@@ -217,10 +216,12 @@ class Projection:
         if postgres:  # statistics for the roll-ups built from them next (they follow the rename)
             steps("analyzing and vacuuming the loaded tables")
             self._vacuum(shadow, shadow.by_name)
-        split = self.split if self.split is not None else build_split.wanted(self.config, end)
+        split = (
+            self.split if self.split is not None else build_split.wanted(self.ledger.config, end)
+        )
         steps("building the roll-ups" + (" in two processes" if split else ""))
         if split:  # half of the roll-ups in a second process meanwhile (build_split)
-            with build_split.SplitBuild(self.config, self.schema, generation) as side:
+            with build_split.SplitBuild(self.ledger.config, generation) as side:
                 with self.writer.begin() as conn:
                     rollup.build_leads(conn, shadow)
                 side.finish(self.writer, shadow)

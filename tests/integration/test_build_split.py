@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.synthetic import generate
+from ledger import processes
 from ledger.application import open_ledger
 from ledger.codec import parse_fact
 from ledger.storage import parse_url
@@ -149,10 +150,10 @@ def test_only_a_large_ledger_on_a_second_core_splits(
     on_disk = tmp_path / "ledger.db"
     on_disk.touch()
     config = parse_url(f"sqlite:///{on_disk}")
-    monkeypatch.setattr(build_split.os, "sched_getaffinity", lambda _: {0, 1}, raising=False)
+    monkeypatch.setattr(processes.os, "sched_getaffinity", lambda _: {0, 1}, raising=False)
     assert build_split.wanted(config, build_split.MIN_FACTS)
     assert not build_split.wanted(config, build_split.MIN_FACTS - 1)
     assert not build_split.wanted(parse_url("sqlite:///:memory:"), build_split.MIN_FACTS)
     assert build_split.wanted(parse_url("postgresql://u@h/db"), build_split.MIN_FACTS)
-    monkeypatch.setattr(build_split.os, "sched_getaffinity", lambda _: {0}, raising=False)
+    monkeypatch.setattr(processes.os, "sched_getaffinity", lambda _: {0}, raising=False)
     assert not build_split.wanted(config, build_split.MIN_FACTS)

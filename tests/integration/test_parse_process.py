@@ -17,6 +17,7 @@ from psycopg import sql
 from adapters import parse_process
 from adapters.canonical import InputUnreadable, ingest_files
 from adapters.pipeline import LoadSummary
+from ledger import processes
 from ledger.application import Ledger, open_ledger
 from ledger.codec import fact_to_record
 from tests.conftest import PG_DSN
@@ -214,7 +215,7 @@ def test_only_large_files_on_several_cores_are_parsed_apart(
     assert not parse_process.usable("-")
     assert not parse_process.usable(str(small))
     monkeypatch.setattr(parse_process, "MIN_BYTES", 1)
-    monkeypatch.setattr(parse_process.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    monkeypatch.setattr(processes.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
     assert parse_process.usable(str(small))
-    monkeypatch.setattr(parse_process.os, "sched_getaffinity", lambda _pid: {0}, raising=False)
+    monkeypatch.setattr(processes.os, "sched_getaffinity", lambda _pid: {0}, raising=False)
     assert not parse_process.usable(str(small))
