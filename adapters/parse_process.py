@@ -26,6 +26,7 @@ again, so any program may call ingest without a ``__main__`` guard.
 
 from __future__ import annotations
 
+import os
 import pickle
 import queue
 import signal
@@ -180,13 +181,11 @@ def child() -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     path, done, batch_size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    out = sys.stdout.buffer
+    out = sys.stdout.fileno()
 
     def send(message: object) -> None:
         frame = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        out.write(_LENGTH.pack(len(frame)))
-        out.write(frame)
-        out.flush()
+        write_all(out, _LENGTH.pack(len(frame)) + frame)
 
     try:
         for batch in parse_batches(path, done=done, batch_size=batch_size):
@@ -196,6 +195,20 @@ def child() -> None:
         return
     except Exception as error:  # noqa: BLE001 - every failure is the parent's to report
         send(error if _picklable(error) else RuntimeError(f"{type(error).__name__}: {error}"))
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``: one ``os.write`` after another, as ``multiprocessing`` does.
+
+    Not through ``sys.stdout.buffer``: with a profiler or debugger attached by ``ptrace``
+    (py-spy), the buffered stream's large writes to a full pipe were seen to corrupt the
+    stream (bytes of one message in the middle of another), which the parent could only
+    report as an unreadable batch; single writes, each resumed where the last one stopped,
+    were not.
+    """
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def parse_batches(path: str, *, done: int, batch_size: int) -> Iterator[ParsedBatch]:

@@ -219,3 +219,21 @@ def test_only_large_files_on_several_cores_are_parsed_apart(
     assert parse_process.usable(str(small))
     monkeypatch.setattr(processes.os, "sched_getaffinity", lambda _pid: {0}, raising=False)
     assert not parse_process.usable(str(small))
+
+
+def test_a_message_is_written_whole_however_the_pipe_takes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each write that takes only part of a message is followed by one of the rest, in order."""
+    written: list[bytes] = []
+
+    def short_write(_fd: int, data: memoryview) -> int:
+        taken = bytes(data[:7])  # the pipe takes at most 7 bytes at a time
+        written.append(taken)
+        return len(taken)
+
+    monkeypatch.setattr(parse_process.os, "write", short_write)
+    message = bytes(range(256)) * 3
+    parse_process.write_all(1, message)
+    assert b"".join(written) == message
+    assert len(written) == -(-len(message) // 7)
