@@ -33,7 +33,7 @@ from eventsourcing.persistence import (
 from ledger.codec import FactMapper, fact_to_record, parse_fact
 from ledger.errors import CorrectionTargetMissing, InvalidFact, StoreUnavailable
 from ledger.events import Fact, FactAmended, FactRetracted, fact_id
-from ledger.storage import StoreConfig, parse_url, resolve_url
+from ledger.storage import LEDGER_EVENTS, StoreConfig, parse_url, resolve_url
 
 MAX_CONFLICT_RETRIES = 20
 CORRECTIONS = (FactRetracted, FactAmended)
@@ -126,7 +126,7 @@ class Ledger(Application[uuid.UUID]):
         prefix = factory.env.name.lower()
         recorder = CopyProcessRecorder(
             factory.datastore,
-            events_table_name=f"{prefix}_events",
+            events_table_name=LEDGER_EVENTS["postgres"],
             tracking_table_name=f"{prefix}_tracking",
         )
         if factory.env_create_table():
@@ -397,7 +397,7 @@ def preflight(config: StoreConfig, *, create: bool) -> Iterator[bool]:
             if config.schema:
                 statement = sql.SQL("CREATE SCHEMA IF NOT EXISTS {}")
                 conn.execute(statement.format(sql.Identifier(config.schema)))
-        table = f"{config.schema or 'public'}.ledger_events"
+        table = f"{config.schema or 'public'}.{LEDGER_EVENTS['postgres']}"
         row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
         yield bool(row and row[0])
 

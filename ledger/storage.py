@@ -15,6 +15,9 @@ from ledger.errors import ConfigurationError
 
 DEFAULT_URL = "sqlite:///revledger.db"
 ENV_VAR = "REVLEDGER_DB"
+# The ledger's events table on each backend (eventsourcing's SQLite default; on PostgreSQL,
+# named after the application), which the projection reads stored states from.
+LEDGER_EVENTS = {"sqlite": "stored_events", "postgres": "ledger_events"}
 
 
 @dataclass(frozen=True)

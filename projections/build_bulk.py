@@ -141,7 +141,7 @@ def copy_rows(
     """PostgreSQL's ``COPY`` of ``rows`` (tuples in ``columns`` order) into ``table``.
 
     Binary when every column's type is known, text otherwise. Binary spares the text escaping
-    of the stored facts' bytes (``rl_fact.state``).
+    of byte columns (the roll-ups' packed sums).
     """
     types = [_PG_TYPES.get(type(table.c[c].type)) for c in columns]
     binary = all(types)

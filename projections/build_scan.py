@@ -1,7 +1,7 @@
 """The rebuild's pass over the ledger: each fact decoded once, each subject derived once.
 
 :class:`Scan` takes the ledger's facts in recording order and emits the rows of every shadow table
-as tuples (into a :class:`~projections.build_bulk.Bulk`): ``rl_fact`` (the stored bytes, copied),
+as tuples (into a :class:`~projections.build_bulk.Bulk`): ``rl_fact`` (each fact's ledger position),
 ``rl_family``, and the derived rows of each subject, computed from the facts already in memory by
 the same pure function as catch-up (:func:`projections.store.subject_tuples`).
 
@@ -46,6 +46,7 @@ from projections.store import (
     Stored,
     Subject,
     families_of,
+    history_query,
     subject_tuples,
 )
 
@@ -98,7 +99,7 @@ class Scan:
         """Take in one page of facts."""
         facts, families, by_id, held_now = self.facts, self.families, self.by_id, self.held
         stamp, recorded = None, 0  # facts recorded in one batch share their ledger time
-        for _, fact, topic, state in page:
+        for position, fact, topic, _ in page:
             if fact.timestamp != stamp:  # fact.recorded_at, without the property call
                 stamp = fact.timestamp
                 recorded = to_us(stamp)
@@ -130,7 +131,7 @@ class Scan:
                     held_now.move_to_end(key)
                     mine.append(held)
                     held.holders = 1
-            facts.append((fact_id, root, recorded, topic, state))
+            facts.append((fact_id, root, recorded, topic, position))
             while self.count > self.budget:
                 self._derive(*held_now.popitem(last=False))
 
@@ -252,7 +253,6 @@ def rederive_spoiled(
     Rows are deleted here and the new ones left in ``out`` for the caller to write; yields the
     number of subjects derived after each chunk, so the caller can write and report progress.
     """
-    fact, family = t["fact"], t["family"]
     by_kind: dict[str, list[str]] = defaultdict(list)
     for kind, subject in sorted(spoiled):
         by_kind[kind].append(subject)
@@ -262,14 +262,7 @@ def rederive_spoiled(
             for table in DERIVED_BY_KIND[kind]:
                 target = t[table]
                 conn.execute(sa.delete(target).where(target.c[SUBJECT_COLUMN[table]].in_(chunk)))
-            query = (
-                sa.select(
-                    family.c.subject, fact.c.root_id, fact.c.fact_id, fact.c.topic, fact.c.state
-                )
-                .join(fact, fact.c.root_id == family.c.root_id)
-                .where(family.c.kind == kind, family.c.subject.in_(chunk))
-                .order_by(family.c.subject)
-            )
+            query = history_query(t, conn.dialect.name, kind, chunk).order_by("subject")
             rows: list[Any] = list(conn.execute(query))
             for subject, group in groupby(rows, key=lambda r: r.subject):
                 derived = subject_tuples(kind, subject, families_of(group))

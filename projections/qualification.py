@@ -26,7 +26,7 @@ from projections.database import create_engine
 from projections.periods import FOREVER
 from projections.runner import Projection
 from projections.schema import tables
-from projections.store import families_of
+from projections.store import families_of, history_query
 
 TRIGGERS = frozenset(
     {"lead_captured", "lead_updated", "score_changed", "touch_recorded", "stage_changed"}
@@ -131,13 +131,8 @@ class LeadHistories:
         """Release the database connections."""
         self.engine.dispose()
 
-    def _query(self) -> sa.Select[Any]:
-        fact, family = self.tables["fact"], self.tables["family"]
-        return (
-            sa.select(family.c.subject, fact.c.root_id, fact.c.fact_id, fact.c.topic, fact.c.state)
-            .join(fact, fact.c.root_id == family.c.root_id)
-            .where(family.c.kind == "lead")
-        )
+    def _query(self, lead_ids: Sequence[str] | None = None) -> sa.Select[Any]:
+        return history_query(self.tables, self.engine.dialect.name, "lead", lead_ids)
 
     def families(self, lead_ids: Iterable[str]) -> dict[str, list[Family]]:
         """The fact families (facts with their corrections) of each of ``lead_ids``."""
@@ -146,7 +141,7 @@ class LeadHistories:
         with self.engine.connect() as conn:
             for start in range(0, len(ids), CHUNK):
                 chunk = ids[start : start + CHUNK]
-                query = self._query().where(self.tables["family"].c.subject.in_(chunk))
+                query = self._query(chunk)
                 rows = sorted(conn.execute(query), key=lambda r: r.subject)
                 for subject, group in groupby(rows, key=lambda r: r.subject):
                     out[subject] = families_of(group)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, String
 
+from ledger.storage import LEDGER_EVENTS
 from projections.credit.tables import CREDIT_TABLES, define_credit_tables
 
 SHADOW = "__shadow"
@@ -79,7 +80,7 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("root_id", String(32), nullable=False),
             Column("recorded_us", big, nullable=False),
             Column("topic", text, nullable=False),
-            Column("state", LargeBinary, nullable=False),
+            Column("position", big, nullable=False),  # the ledger's notification id
             ix("fact", "root_id"),
         ),
         "family": sa.Table(
@@ -320,6 +321,21 @@ class Tables:
     def __getitem__(self, name: str) -> sa.Table:
         """The table called ``name`` (fact, family, stay, lead, anomaly, opp, or a credit table)."""
         return self.by_name[name]
+
+    def stored(self, dialect: str) -> tuple[sa.TableClause, sa.ColumnClause[int]]:
+        """The ledger's events table (with its ``state`` column) and its position column.
+
+        ``rl_fact`` names each fact's stored event by its ``position`` (the ledger's notification
+        id) rather than keeping a copy of its bytes: a query joins ``rl_fact.position`` to the
+        position column returned here. The ledger lives in the same database and schema.
+        """
+        if dialect == "postgresql":
+            name, position = LEDGER_EVENTS["postgres"], "notification_id"
+        else:
+            name, position = LEDGER_EVENTS["sqlite"], "rowid"  # SQLite: the notification id
+        column = sa.column(position, BigInteger)
+        events = sa.table(name, column, sa.column("state"), schema=self.metadata.schema)
+        return events, column
 
 
 def tables(schema: str | None, *, shadow: bool = False, generation: int = 0) -> Tables:

@@ -1,8 +1,9 @@
 """Writing the projection: store facts by subject, then re-derive the subjects they touch.
 
-Facts about leads, opportunities, campaigns and accounts (and every correction of them) are copied
-into ``rl_fact`` (their stored bytes exactly as the ledger holds them) and indexed by subject in
-``rl_family``, so that a subject's whole history can be re-read in one query; its derived rows are
+Facts about leads, opportunities, campaigns and accounts (and every correction of them) are listed
+in ``rl_fact`` (by their position in the ledger, whose stored bytes are read back from the ledger's
+own table, not copied) and indexed by subject in ``rl_family``, so that a subject's whole history
+can be re-read in one query (:func:`history_query`); its derived rows are
 then replaced by :func:`projections.history.known_rows` (funnel tables) and
 :func:`projections.credit.derive.credit_rows` (credit tables), pure functions of that history
 (:func:`subject_tuples`). Rebuild and incremental catch-up therefore give the same tables; the
@@ -76,7 +77,7 @@ def store_facts(conn: sa.Connection, t: Tables, facts: Iterable[Stored]) -> set[
     family_rows: set[tuple[str, str, str]] = set()
     touched: set[Subject] = set()
     roots: dict[uuid.UUID, tuple[str, str]] = {}  # fact id -> (root id, kind), this page
-    for _, fact, topic, state in facts:
+    for position, fact, topic, _ in facts:
         if is_correction(fact):
             target = target_of(fact)
             found = roots.get(target) or _root_in_store(conn, t, target)
@@ -101,7 +102,7 @@ def store_facts(conn: sa.Connection, t: Tables, facts: Iterable[Stored]) -> set[
                 "root_id": root,
                 "recorded_us": to_us(fact.recorded_at),
                 "topic": topic,
-                "state": state,
+                "position": position,
             }
         )
     if fact_rows:
@@ -154,6 +155,25 @@ def decode(fact_id: str, topic: str, state: bytes) -> Fact:
     stored = StoredEvent(uuid.UUID(fact_id), 1, topic, state)
     fact: Fact = MAPPER.to_domain_event(stored)
     return fact
+
+
+def history_query(
+    t: Tables, dialect: str, kind: str, subjects: Sequence[str] | None = None
+) -> sa.Select[Any]:
+    """The facts of ``subjects`` of ``kind`` (None: of every subject of that kind).
+
+    Rows of (subject, root_id, fact_id, topic, state); the state is read from the ledger's own
+    table, at the position ``rl_fact`` names.
+    """
+    fact, family = t["fact"], t["family"]
+    events, position = t.stored(dialect)
+    query = (
+        sa.select(family.c.subject, fact.c.root_id, fact.c.fact_id, fact.c.topic, events.c.state)
+        .join(fact, fact.c.root_id == family.c.root_id)
+        .join(events, position == fact.c.position)
+        .where(family.c.kind == kind)
+    )
+    return query if subjects is None else query.where(family.c.subject.in_(subjects))
 
 
 def families_of(rows: Iterable[Any]) -> list[Family]:
@@ -211,7 +231,7 @@ COLUMNS = {
 
 
 ROW_COLUMNS = {
-    "fact": ("fact_id", "root_id", "recorded_us", "topic", "state"),
+    "fact": ("fact_id", "root_id", "recorded_us", "topic", "position"),
     "family": ("root_id", "kind", "subject"),
     **{
         table: (SUBJECT_COLUMN[table], *columns, "known_from", "known_to")
@@ -222,20 +242,13 @@ ROW_COLUMNS = {
 
 def rederive(conn: sa.Connection, t: Tables, subjects: set[Subject]) -> None:
     """Replace the derived rows of ``subjects`` by a fresh derivation from their facts."""
-    fact, family = t["fact"], t["family"]
     delta = rollup.Delta()
     by_kind: dict[str, list[str]] = defaultdict(list)
     for kind, subject in sorted(subjects):
         by_kind[kind].append(subject)
     for kind, names in by_kind.items():
         for chunk in _chunks(names):
-            query = (
-                sa.select(
-                    family.c.subject, fact.c.root_id, fact.c.fact_id, fact.c.topic, fact.c.state
-                )
-                .join(fact, fact.c.root_id == family.c.root_id)
-                .where(family.c.kind == kind, family.c.subject.in_(chunk))
-            )
+            query = history_query(t, conn.dialect.name, kind, chunk)
             grouped: dict[str, list[Any]] = defaultdict(list)
             for row in conn.execute(query):
                 grouped[row.subject].append(row)

@@ -203,17 +203,22 @@ def _touches(data: CreditData, deal: Deal, window: Window, models: list[Model]) 
 
 def _corrections(reader: Reader, deal: Deal, data: CreditData) -> list[tuple[int, Correction]]:
     """(recorded µs, fact) of each correction of a fact this deal's credit depends on."""
+    if not reader.has_column("fact", "position"):
+        msg = "the projection predates rl_fact.position; run 'revledger rebuild' once"
+        raise ReportError(msg)
     t = reader.tables
     fact, family = t["fact"], t["family"]
+    events, position = t.stored(reader.engine.dialect.name)
     root = fact.alias("root")
     subjects = sa.or_(
         sa.and_(family.c.kind == "opp", family.c.subject == deal.opportunity_id),
         sa.and_(family.c.kind == "lead", family.c.subject.in_(sorted(data.linked(deal)))),
     )
     query = (
-        sa.select(fact.c.fact_id, fact.c.topic, fact.c.state, fact.c.recorded_us, root.c.topic)
+        sa.select(fact.c.fact_id, fact.c.topic, events.c.state, fact.c.recorded_us, root.c.topic)
         .join(family, family.c.root_id == fact.c.root_id)
         .join(root, root.c.fact_id == fact.c.root_id)
+        .join(events, position == fact.c.position)
         .where(subjects, fact.c.fact_id != fact.c.root_id)
         .order_by(fact.c.recorded_us, fact.c.fact_id)
     )

@@ -20,6 +20,7 @@ from projections.api import Reports
 from projections.credit.audit import audit_deal
 from projections.credit.models import named_model
 from projections.credit.options import CreditOptions
+from projections.errors import ReportError
 from projections.periods import Calendar
 from projections.reading import Reader
 from projections.runner import Projection
@@ -328,3 +329,17 @@ def test_audit_shows_credit_before_and_after_each_correction(url):
         "C1": (Decimal("333.34"), Decimal("500.00")),
         "C2": (Decimal("666.66"), Decimal("500.00")),
     }
+
+
+def test_audit_refuses_a_projection_from_before_fact_positions(url):
+    """A build whose rl_fact kept the facts' bytes instead of their positions: one line."""
+    reader = Reader(parse_url(url))
+    fact = reader.tables["fact"]
+    quote = reader.engine.dialect.identifier_preparer
+    with reader.engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"ALTER TABLE {quote.format_table(fact)} DROP COLUMN {quote.quote('position')}"
+        )
+    with pytest.raises(ReportError, match=r"predates rl_fact\.position; run 'revledger rebuild'"):
+        audit_deal(reader, Window.resolve(options()), "O1")
+    reader.close()

@@ -120,12 +120,18 @@ def test_catch_up_twice_applies_nothing_new(db_url):
     ledger.close()
 
 
-def test_a_projection_missing_a_column_asks_for_a_rebuild(db_url):
-    """Tables built by an older revledger: catch-up refuses with one line; a rebuild fixes it."""
-    ledger = open_ledger(db_url)
+def projected(url: str) -> tuple[Any, Projection]:
+    """A ledger of five leads, and its projection, caught up."""
+    ledger = open_ledger(url)
     ledger.record(funnel(5))
     projection = Projection(ledger)
     projection.catch_up()
+    return ledger, projection
+
+
+def test_a_projection_missing_a_column_asks_for_a_rebuild(db_url):
+    """Tables built by an older revledger: catch-up refuses with one line; a rebuild fixes it."""
+    ledger, projection = projected(db_url)
     touch = projection.live["touch"]
     quote = projection.writer.dialect.identifier_preparer
     with projection.writer.begin() as conn:  # as built before touches carried their account
@@ -142,6 +148,27 @@ def test_a_projection_missing_a_column_asks_for_a_rebuild(db_url):
     projection.rebuild()
     assert projection.catch_up() == 0
     assert projection.position() == ledger.position()
+    projection.close()
+    ledger.close()
+
+
+def test_a_projection_holding_fact_bytes_asks_for_a_rebuild(db_url):
+    """rl_fact as built before it named facts by ledger position: refused until a rebuild."""
+    ledger, projection = projected(db_url)
+    fact = projection.live["fact"]
+    quote = projection.writer.dialect.identifier_preparer
+    with projection.writer.begin() as conn:  # the old layout: a copy of each stored state
+        table = quote.format_table(fact)
+        conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {quote.quote('position')}")
+        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {quote.quote('state')} BYTEA")
+    ledger.record([move(900, "L900", "mql", 3)])
+    with pytest.raises(StoreUnavailable, match=r"lacks rl_fact\.position; run 'revledger rebuild'"):
+        projection.catch_up()
+    before = inventory(db_url)
+    projection.rebuild()
+    assert projection.catch_up() == 0
+    assert projection.position() == ledger.position()
+    assert inventory(db_url) != before  # L900's move, applied by the rebuild
     projection.close()
     ledger.close()
 

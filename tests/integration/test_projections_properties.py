@@ -136,6 +136,12 @@ def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
+def across_ledgers(tables: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
+    """The tables less what only one ledger can say: each fact's position in that ledger."""
+    facts = sorted((row[:-1] for row in tables["rl_fact"]), key=repr)  # position is last
+    return {**tables, "rl_fact": facts}
+
+
 def reports(url: str, options: ReportOptions = OPTIONS) -> dict[str, Any]:
     api = Reports(open_ledger(url).config)
     out = {name: api.run(name, options).rows for name in REPORTS}
@@ -165,7 +171,7 @@ def test_rebuild_equals_incremental_catch_up_in_any_arrival_order(records, cuts,
             project(second, page=2)
         project(second)  # an empty history still gets its (empty) tables
         incremental = dump(second)
-        assert incremental == dump(first)
+        assert across_ledgers(incremental) == across_ledgers(dump(first))
         assert reports(second) == reports(first)
         project(second, rebuild=True)
         assert dump(second) == incremental

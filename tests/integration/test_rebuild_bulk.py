@@ -334,7 +334,7 @@ def test_bulk_writes_every_row_whatever_the_batching(db_url, monkeypatch):
             conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {config.schema}")
         engine.dispose()
     shadow = tables(config.schema, shadow=True)
-    facts = [(f"{n:032x}", f"{n % 3:032x}", n, "t", bytes([n, 0, 255])) for n in range(11)]
+    facts = [(f"{n:032x}", f"{n % 3:032x}", n, "t", 1000 + n) for n in range(11)]
     stays = [
         (f"L{n}", n, "mql", n, 2**62, None, "sal", "forward", "", n % 2 == 0, n, 2**62)
         for n in range(7)
