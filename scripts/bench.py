@@ -331,6 +331,8 @@ def main() -> int:
         figures["peak_mib"] = peak_mib()
         sys.stdout.write(json.dumps(figures))
         return 0
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.workdir, prefix="revledger-bench-") as tmp:
         workdir = Path(tmp)
         file = str(workdir / "events.jsonl")

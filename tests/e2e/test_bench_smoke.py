@@ -23,7 +23,8 @@ def test_bench_smoke_run_reports_every_step(backend: str, tmp_path: Path, reques
         request.getfixturevalue("pg_url")  # skips locally / fails in CI without PostgreSQL
     out = tmp_path / "bench.json"
     done = subprocess.run([sys.executable, str(BENCH), "--events", "5000", "--db", backend,  # noqa: S603 - our own command
-                           "--repeat", "3", "--out", str(out), "--workdir", str(tmp_path)],
+                           "--repeat", "3", "--out", str(out),
+                           "--workdir", str(tmp_path / "work" / backend)],  # made by the run
                           capture_output=True, text=True, check=False, timeout=600)
     assert done.returncode == 0, done.stderr
     results = json.loads(out.read_text())
