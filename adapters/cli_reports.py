@@ -287,6 +287,7 @@ def project_command(args: argparse.Namespace, ctx: Any) -> int:
 
     projection = Projection(ctx.ledger())
     try:
+        projection.check()  # an outdated projection: its one error line, without a progress bar
         with _stop_on_signals() as stop, _progress(ctx) as bar:
             task = bar.add_task("facts", total=None)
             advance = lambda n: bar.advance(task, n)  # noqa: E731

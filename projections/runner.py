@@ -135,18 +135,26 @@ class Projection:
                 self._analyze(conn, self.live)
         return done
 
-    def _prepare(self) -> None:
-        """Create the tables if new, refuse outdated ones, and add what an older build left out.
+    def check(self) -> None:
+        """Create the tables if new, and refuse outdated ones (:class:`StoreUnavailable`).
 
-        What an older build lacks and a catch-up can fill from the rest: the week and quarter
-        grains of ``rl_roll_dur``, and ``rl_roll_rank``, created here and filled when the
-        catch-up has applied every page (:meth:`_apply`).
+        A command may call it before it starts showing progress, so that an outdated projection
+        costs the user one error line and nothing else; a catch-up calls it anyway.
         """
         self.ensure()
         with self.writer.begin() as conn:
             for name in LATER:
                 self.live[name].create(conn, checkfirst=True)
         self._check_current()
+
+    def _prepare(self) -> None:
+        """:meth:`check`, then add what an older build left out.
+
+        What an older build lacks and a catch-up can fill from the rest: the week and quarter
+        grains of ``rl_roll_dur``, and ``rl_roll_rank`` (created by :meth:`check`), filled when
+        the catch-up has applied every page (:meth:`_apply`).
+        """
+        self.check()
         with self.writer.begin() as conn:
             rollup.add_missing_grains(conn, self.live)
 

@@ -157,6 +157,23 @@ def test_bad_input_is_one_error_line_without_traceback(ledger_url, args, message
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_project_on_an_outdated_projection_says_one_line(ledger_url):
+    """A projection built before rl_fact named facts by position: one line, exit 1, no bar."""
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    engine = sa.create_engine(ledger_url)
+    with engine.begin() as conn:  # as an older revledger built it
+        conn.exec_driver_sql("ALTER TABLE rl_fact DROP COLUMN position")
+    engine.dispose()
+    result = revledger(ledger_url, "project")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: the projection lacks rl_fact.position; run 'revledger rebuild' once"
+    ]
+    assert revledger(ledger_url, "rebuild").returncode == 0
+    assert revledger(ledger_url, "project").returncode == 0
+
+
 def test_project_follow_stops_cleanly_on_sigterm(ledger_url):
     """--follow keeps running until SIGTERM, then exits 0 having projected new facts."""
     command = [
