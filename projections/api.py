@@ -26,7 +26,8 @@ from projections.report import Report
 from projections.velocity import velocity
 from projections.window import ReportOptions, Window
 
-REPORTS: dict[str, Callable[[Reader, Window], Report]] = {
+Builder = Callable[[Reader, Window], Report]
+REPORTS: dict[str, Builder] = {
     "inventory": inventory,
     "flow": flow,
     "conversion": conversion,
@@ -52,15 +53,24 @@ class Reports:
         self.reader.close()
 
     def run(self, name: str, options: ReportOptions | None = None) -> Report:
-        """The report called ``name`` (one of :data:`REPORTS`)."""
-        try:
-            build = REPORTS[name]
-        except KeyError:
-            raise ReportError(
-                f"unknown report {name!r}; expected one of {', '.join(REPORTS)}"
-            ) from None
+        """The report called ``name`` (one of :data:`REPORTS`).
+
+        When the ledger holds facts the projection has not applied yet, a note says how many.
+        """
+        build = _builder(name)
+        behind = self.reader.behind()
+        return self._noted(self._build(build, options), behind)
+
+    def _noted(self, report: Report, behind: int) -> Report:
+        if behind:
+            report.notes.append(
+                f"the ledger holds {behind:,} facts recorded since the projection was last "
+                "brought up to date, not counted here; run 'revledger project' to include them"
+            )
+        return report
+
+    def _build(self, build: Builder, options: ReportOptions | None) -> Report:
         with paused_gc():  # a report's objects are freed by reference counting (gc_pause)
-            self.reader.position()
             window = Window.resolve(options or ReportOptions(), self.now() if self.now else None)
             return build(self.reader, window)
 
@@ -68,6 +78,19 @@ class Reports:
         """The report as known at ``options.known_at`` next to as known now, and the difference."""
         if options.known_at is None:
             raise ReportError("comparing needs --known-at: the ledger time to compare with now")
-        then = self.run(name, options)
-        now = self.run(name, options.replace(known_at=None))
-        return compare(then, now, f"as known at {options.known_at:%Y-%m-%d %H:%M:%S%z}")
+        build = _builder(name)
+        behind = self.reader.behind()
+        then = self._build(build, options)
+        now = self._build(build, options.replace(known_at=None))
+        label = f"as known at {options.known_at:%Y-%m-%d %H:%M:%S%z}"
+        return self._noted(compare(then, now, label), behind)
+
+
+def _builder(name: str) -> Builder:
+    """The function building the report called ``name``; raises if there is none."""
+    try:
+        return REPORTS[name]
+    except KeyError:
+        raise ReportError(
+            f"unknown report {name!r}; expected one of {', '.join(REPORTS)}"
+        ) from None

@@ -44,6 +44,17 @@ class Reader:
             query = sa.select(self.tracking.c.position).where(self.tracking.c.name == NAME)
             return int(conn.execute(query).scalar_one())
 
+    def behind(self) -> int:
+        """How many facts the ledger holds past the live projection's position (0: none).
+
+        Read from the ledger's own events table, which lives in the same database.
+        """
+        projected = self.position()
+        events, position = self.tables.stored(self.engine.dialect.name)
+        with self.engine.connect() as conn:
+            last = conn.execute(sa.select(sa.func.max(position)).select_from(events)).scalar()
+        return max(int(last or 0) - projected, 0)
+
     def has_rollups(self) -> bool:
         """Whether the live projection has the per-day roll-ups (builds before them have not)."""
         if self._rollups is None:

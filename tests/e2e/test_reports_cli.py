@@ -157,6 +157,21 @@ def test_bad_input_is_one_error_line_without_traceback(ledger_url, args, message
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_report_says_how_many_recorded_facts_it_does_not_count_yet(ledger_url):
+    """Facts recorded after the last catch-up are named in a note until 'project' runs."""
+    ledger = open_ledger(ledger_url)
+    ledger.record([move(6, "C", "mql", 20), move(7, "C", "sal", 21)])
+    ledger.close()
+    behind = "the ledger holds 2 facts recorded since the projection was last brought up to date"
+    before = json.loads(revledger(ledger_url, "report", "flow", *WINDOW, "--format", "json").stdout)
+    assert any(note.startswith(behind) for note in before["notes"])
+    assert "run 'revledger project' to include them" in before["notes"][-1]
+    assert revledger(ledger_url, "project").returncode == 0
+    after = json.loads(revledger(ledger_url, "report", "flow", *WINDOW, "--format", "json").stdout)
+    assert not any("recorded since" in note for note in after["notes"])
+    assert after["rows"] != before["rows"]  # C's moves, counted now
+
+
 def test_project_on_an_outdated_projection_says_one_line(ledger_url):
     """A projection built before rl_fact named facts by position: one line, exit 1, no bar."""
     import sqlalchemy as sa  # noqa: PLC0415

@@ -21,6 +21,7 @@ from projections.api import Reports
 from projections.periods import Calendar
 from projections.runner import Projection
 from projections.schema import TABLES, tables
+from projections.window import ReportOptions
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 OPTIONS_KW: dict[str, Any] = {
@@ -65,8 +66,6 @@ def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def inventory(url: str, **options: Any) -> list[list[Any]]:
-    from projections.window import ReportOptions  # noqa: PLC0415
-
     api = Reports(parse_url(url))
     try:
         return api.run("inventory", ReportOptions(**{**OPTIONS_KW, **options})).rows
@@ -171,6 +170,26 @@ def test_a_projection_holding_fact_bytes_asks_for_a_rebuild(db_url):
     assert inventory(db_url) != before  # L900's move, applied by the rebuild
     projection.close()
     ledger.close()
+
+
+def test_reports_name_the_facts_recorded_since_the_last_catch_up(db_url):
+    """Reports note how many recorded facts the projection has not applied yet (both stores)."""
+    ledger, projection = projected(db_url)
+    ledger.record([move(900 + n, f"L90{n}", "mql", 3) for n in range(3)])
+    api = Reports(parse_url(db_url))
+    try:
+        behind = api.run("inventory").notes
+        known_at = datetime(2030, 1, 1, tzinfo=UTC)
+        compared = api.compare("inventory", ReportOptions(**OPTIONS_KW, known_at=known_at)).notes
+        projection.catch_up()
+        current = api.run("inventory").notes
+    finally:
+        api.close()
+        projection.close()
+        ledger.close()
+    assert behind[-1].startswith("the ledger holds 3 facts recorded since the projection")
+    assert [note for note in compared if "recorded since" in note] == [behind[-1]]  # once
+    assert not any("recorded since" in note for note in current)
 
 
 def test_readers_see_the_previous_build_until_the_rebuild_swaps(db_url):
