@@ -16,7 +16,8 @@ Steps, each in its own process (so its peak resident memory is its own):
    also shown on its own: it is the one that reads the tables' pages into the process).
 
 Prints a table and writes JSON (``--out``, default ``bench-results.json``). No step asserts a
-time: the numbers are for docs/benchmarks.md.
+time: the numbers are for docs/benchmarks.md. PostgreSQL steps use ``REVLEDGER_BENCH_PG``
+(default ``postgresql://postgres@127.0.0.1:5432/test``), a fresh schema per store.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from ledger.storage import parse_url  # noqa: E402
 
 EVENTS_PER_LEAD = 10.6  # what the synthetic funnel produces on average
 PG_DSN = os.environ.get("REVLEDGER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+MIN_EVENTS = 1000
 REPORTS = [
     ("inventory", {}),
     ("flow", {}),
@@ -241,6 +243,20 @@ def run_step(name: str, url: str, file: str, events: int, repeat: int) -> dict[s
     return json.loads(done.stdout)
 
 
+def pg_connect() -> Any:
+    """An autocommit connection to the bench's PostgreSQL server, or one error line and exit."""
+    import psycopg  # noqa: PLC0415
+
+    try:
+        return psycopg.connect(PG_DSN, autocommit=True)
+    except psycopg.OperationalError as error:
+        reason = " ".join(str(error).split())
+        raise SystemExit(
+            f"error: cannot use PostgreSQL at {parse_url(PG_DSN).display}: {reason}; start it, "
+            "point REVLEDGER_BENCH_PG at another server, or run with --db sqlite"
+        ) from None
+
+
 def fresh_url(backend: str, workdir: Path) -> tuple[str, Callable[[], None]]:
     """A new, empty store of the given backend, and a function that removes it."""
     if backend == "sqlite":
@@ -248,14 +264,12 @@ def fresh_url(backend: str, workdir: Path) -> tuple[str, Callable[[], None]]:
         return f"sqlite:///{path}", lambda: [
             p.unlink(missing_ok=True) for p in workdir.glob(f"{path.name}*")
         ]
-    import psycopg  # noqa: PLC0415
-
     schema = f"bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+    with pg_connect() as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
 
     def drop() -> None:
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        with pg_connect() as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
     return f"{PG_DSN}?schema={schema}", drop
@@ -326,11 +340,17 @@ def main() -> int:
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.events < MIN_EVENTS:
+        parser.error(f"--events must be at least {MIN_EVENTS:,} (a smaller funnel is noise)")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     if args.step:
         figures = STEPS[args.step](args)
         figures["peak_mib"] = peak_mib()
         sys.stdout.write(json.dumps(figures))
         return 0
+    if args.db != "sqlite":  # before minutes of generating, not after
+        pg_connect().close()
     if args.workdir:
         Path(args.workdir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.workdir, prefix="revledger-bench-") as tmp:

@@ -6,6 +6,7 @@ Its figures are not asserted: no timing tests.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +39,28 @@ def test_bench_smoke_run_reports_every_step(backend: str, tmp_path: Path, reques
                for v in latencies)
     assert "first run" in done.stdout
     assert all(figures["peak_mib"] > 0 for figures in steps.values())
+
+
+def test_bench_refuses_a_funnel_too_small_to_measure(tmp_path: Path) -> None:
+    """--events under 1,000 is refused with one error line before anything is generated."""
+    done = subprocess.run([sys.executable, str(BENCH), "--events", "10", "--db", "sqlite",  # noqa: S603 - our own command
+                           "--workdir", str(tmp_path / "work")],
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].endswith("--events must be at least 1,000 "
+                                                          "(a smaller funnel is noise)")
+    assert not (tmp_path / "work").exists()
+
+
+def test_bench_without_its_postgresql_says_so_in_one_line(tmp_path: Path) -> None:
+    """An unreachable server: one line naming it (no password) and what to do, no traceback."""
+    env = {**os.environ, "REVLEDGER_BENCH_PG": "postgresql://postgres:secret@127.0.0.1:9/test"}
+    done = subprocess.run([sys.executable, str(BENCH), "--events", "2000", "--db", "both",  # noqa: S603 - our own command
+                           "--workdir", str(tmp_path)],
+                          capture_output=True, text=True, check=False, timeout=60, env=env)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: cannot use PostgreSQL at postgresql://postgres:***@127.0.0.1:9/test:")
+    assert lines[0].endswith("or run with --db sqlite")
+    assert "secret" not in done.stderr
