@@ -168,8 +168,7 @@ class ParseProcess:
         code = self._child.wait()
         return (
             f"the process parsing {self.path} stopped (exit code {code}){last_line(self._errors)}; "
-            "run the same "
-            "command again (it resumes after the last recorded batch)"
+            "run the same command again (it resumes after the last recorded batch)"
         )
 
 

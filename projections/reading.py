@@ -38,20 +38,24 @@ class Reader:
     def position(self) -> int:
         """The ledger position the live projection reflects; raises if it was never built."""
         with self.engine.connect() as conn:
-            if not sa.inspect(conn).has_table(self.tracking.name, schema=self.schema):
-                msg = "this database has no projection yet; run 'revledger project' first"
-                raise ReportError(msg)
-            query = sa.select(self.tracking.c.position).where(self.tracking.c.name == NAME)
-            return int(conn.execute(query).scalar_one())
+            return self._position(conn)
+
+    def _position(self, conn: sa.Connection) -> int:
+        if not sa.inspect(conn).has_table(self.tracking.name, schema=self.schema):
+            msg = "this database has no projection yet; run 'revledger project' first"
+            raise ReportError(msg)
+        query = sa.select(self.tracking.c.position).where(self.tracking.c.name == NAME)
+        return int(conn.execute(query).scalar_one())
 
     def behind(self) -> int:
         """How many facts the ledger holds past the live projection's position (0: none).
 
-        Read from the ledger's own events table, which lives in the same database.
+        Read from the ledger's own events table, which lives in the same database, on the same
+        connection as the position (raises, as :meth:`position`, if there is no projection).
         """
-        projected = self.position()
         events, position = self.tables.stored(self.engine.dialect.name)
         with self.engine.connect() as conn:
+            projected = self._position(conn)
             last = conn.execute(sa.select(sa.func.max(position)).select_from(events)).scalar()
         return max(int(last or 0) - projected, 0)
 

@@ -119,9 +119,7 @@ def step_raw_insert(args: argparse.Namespace) -> dict[str, Any]:
             count += len(chunk)
         conn.close()
     else:
-        import psycopg  # noqa: PLC0415
-
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        with pg_connect() as conn:
             conn.execute(
                 f"CREATE TABLE {config.schema}.raw (originator_id uuid, "
                 "originator_version integer, topic text, state bytea, "
