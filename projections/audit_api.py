@@ -1,22 +1,31 @@
 """The definitions and audit Python API; ``definitions …`` and ``audit …`` are layers over it.
 
-Each call reads the definition catalogue and the leads' effective facts (as known now) from the
-ledger's database, after catching the funnel projection up; nothing here writes to the ledger.
+Each call reads the definition catalogue and, after catching the funnel projection up, the
+projection as known now: ``reconcile`` and ``sla`` its hand-off and acceptance rows, the others
+the leads' effective facts. Nothing here writes to the ledger.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from datetime import UTC, date, datetime, timedelta
 
 from ledger.application import Ledger
 from projections.audit_history import disagreements, history
 from projections.audit_lead import audit_lead
-from projections.audit_reconcile import DEFAULT_SLA, reconcile
-from projections.audit_sla import sla_report
+from projections.audit_reconcile import (
+    DEFAULT_SLA,
+    listing,
+    place,
+    read_reconcile,
+    read_summary,
+    summary,
+)
+from projections.audit_sla import read_sla, sla_report
 from projections.definitions import Catalogue
 from projections.definitions_whatif import whatif
 from projections.errors import ReportError
-from projections.periods import Calendar
+from projections.periods import Calendar, to_us
 from projections.qualification import LeadHistories
 from projections.report import Report
 
@@ -30,6 +39,10 @@ def span_of(start: date, end: date) -> tuple[datetime, datetime]:
     return first, last
 
 
+def _us(span: tuple[datetime, datetime]) -> tuple[int, int]:
+    return to_us(span[0]), to_us(span[1])
+
+
 class FunnelAudit:
     """Audit reports over one ledger."""
 
@@ -37,15 +50,21 @@ class FunnelAudit:
         """Load the catalogue and open the lead histories (catching the projection up)."""
         self.catalogue = Catalogue.load(ledger)
         self.histories = LeadHistories(ledger)
+        approved = self.catalogue.approved()  # in the order they take effect
+        self._takes_effect = [to_us(v.definition.effective_at) for v in approved]
+        self._sla_us = [v.definition.sla // timedelta(microseconds=1) for v in approved]
 
     def close(self) -> None:
         """Release the database connections."""
         self.histories.close()
 
-    def sla_of(self, at: datetime) -> timedelta:
-        """The hand-off SLA of the definition in force at ``at`` (24 hours without one)."""
-        version = self.catalogue.in_force(at)
-        return version.definition.sla if version else DEFAULT_SLA
+    def sla_us(self, at: int) -> int:
+        """The hand-off SLA of the definition in force at ``at`` (24 hours without one).
+
+        In microseconds, as ``at`` is; the last version to take effect by ``at`` is in force.
+        """
+        index = bisect_right(self._takes_effect, at)  # the last version in force by then
+        return self._sla_us[index - 1] if index else DEFAULT_SLA // timedelta(microseconds=1)
 
     def lead(self, lead_id: str) -> Report:
         """``audit lead``."""
@@ -54,13 +73,23 @@ class FunnelAudit:
 
     def reconcile(self, start: date, end: date, *, per_lead: bool = False) -> Report:
         """``audit reconcile``."""
-        return reconcile(
-            self.histories.every(), span_of(start, end), self.sla_of, per_lead=per_lead
-        )
+        span = span_of(start, end)
+        with self.histories.engine.connect() as conn:
+            if not per_lead:
+                slas = list(zip(self._takes_effect, self._sla_us, strict=True))
+                default = DEFAULT_SLA // timedelta(microseconds=1)
+                return summary(
+                    read_summary(conn, self.histories.tables, _us(span), slas, default), span
+                )
+            handoffs, accepted = read_reconcile(conn, self.histories.tables, _us(span))
+        return listing(place(handoffs, accepted, self.sla_us), span)
 
     def sla(self, calendar: Calendar, start: date, end: date) -> Report:
         """``audit sla``."""
-        return sla_report(self.histories.every(), calendar, span_of(start, end), self.sla_of)
+        span = span_of(start, end)
+        with self.histories.engine.connect() as conn:
+            handoffs = read_sla(conn, self.histories.tables, _us(span))
+        return sla_report(handoffs, calendar, span, self.sla_us)
 
     def history(self, calendar: Calendar, now: datetime | None = None) -> Report:
         """``audit definitions``."""

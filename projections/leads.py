@@ -3,6 +3,12 @@
 The stage timeline comes from ``stage_changed`` facts in business order; every other lead fact
 feeds the lead's dimensions or the anomaly checks. See docs/metrics.md, sections "Stages and
 moves", "Lead dimensions" and "Anomalies".
+
+The hand-offs and acceptances are kept too, each hand-off with what followed it (at or after its
+business time): the first sales activity, the first rejection's reason, and whether the lead was
+rejected or disqualified as a duplicate, disqualified, or recycled. That is everything
+``audit reconcile`` and ``audit sla`` ask of a lead (docs/definitions.md, "Audit"), so they read
+these rows rather than every lead's facts.
 """
 
 from __future__ import annotations
@@ -18,6 +24,16 @@ Row = tuple[Any, ...]
 
 DIMENSIONS = ("lead_source", "segment", "country")
 OWNER_FIELDS = {"owner_assigned": "owner", "lead_accepted": "owner", "handed_off": "to_owner"}
+HANDOFF_FACTS = frozenset(
+    {
+        "handed_off",
+        "lead_accepted",
+        "lead_rejected",
+        "lead_disqualified",
+        "lead_recycled",
+        "sales_activity_recorded",
+    }
+)
 FUNNEL_FACTS = frozenset(
     {
         "stage_changed",
@@ -40,6 +56,13 @@ class LeadDeriver:
         self.current: str | None = None
         self.dims: dict[str, Any] = dict.fromkeys((*DIMENSIONS, "owner", "channel"))
         self.first_contact: int | None = None  # earliest capture or touch
+        self.handoffs: list[tuple[int, str | None, str]] = []  # (at, team, to_owner)
+        self.accepts: list[int] = []
+        self.activities: list[int] = []  # sales activities
+        self.rejections: list[tuple[int, str]] = []  # (at, reason), business order
+        self.duplicates: list[int] = []  # rejected or disqualified as a duplicate
+        self.disqualified: list[int] = []
+        self.recycled: list[int] = []
 
     def fact(self, fact: Fact) -> None:
         """Take one fact into account (facts must come in business order)."""
@@ -58,6 +81,26 @@ class LeadDeriver:
         owner = OWNER_FIELDS.get(kind)
         if owner is not None:
             self.dims["owner"] = getattr(fact, owner)
+        if kind in HANDOFF_FACTS:
+            self._handoff(at, kind, fact)
+
+    def _handoff(self, at: int, kind: str, fact: Fact) -> None:
+        """Keep a fact ``audit reconcile`` and ``audit sla`` read (docs/definitions.md, "Audit")."""
+        if kind == "handed_off":
+            self.handoffs.append((at, fact.team, fact.to_owner))  # type: ignore[attr-defined]
+        elif kind == "lead_accepted":
+            self.accepts.append(at)
+        elif kind == "sales_activity_recorded":
+            self.activities.append(at)
+        else:
+            if kind == "lead_rejected":
+                self.rejections.append((at, fact.reason))  # type: ignore[attr-defined]
+            elif kind == "lead_disqualified":
+                self.disqualified.append(at)
+            else:
+                self.recycled.append(at)
+            if kind != "lead_recycled" and "duplicate" in str(fact.reason).lower():  # type: ignore[attr-defined]
+                self.duplicates.append(at)
 
     def _attributes(self, fact: Fact) -> None:
         attributes: dict[str, Any] = getattr(fact, "attributes", None) or {}
@@ -109,7 +152,35 @@ class LeadDeriver:
             "stay": stays,
             "lead": {lead},
             "anomaly": {(seq, *row) for seq, row in enumerate(flagged)},
+            "handoff": self._handoff_rows(),
+            "accept": set(enumerate(self.accepts)),
         }
+
+    def _handoff_rows(self) -> set[Row]:
+        """Each hand-off (seq, at, team, to_owner) with what followed it at or after ``at``.
+
+        Then: the first sales activity's time (or None), whether the lead was rejected or
+        disqualified as a duplicate, the first rejection's reason (or None), whether it was
+        disqualified, whether it was recycled.
+        """
+        rows: set[Row] = set()
+        for seq, (at, team, to_owner) in enumerate(self.handoffs):
+            acted = min((t for t in self.activities if t >= at), default=None)
+            rejected = next((reason for t, reason in self.rejections if t >= at), None)
+            rows.add(
+                (
+                    seq,
+                    at,
+                    team,
+                    to_owner,
+                    acted,
+                    any(t >= at for t in self.duplicates),
+                    rejected,
+                    any(t >= at for t in self.disqualified),
+                    any(t >= at for t in self.recycled),
+                )
+            )
+        return rows
 
 
 def derive_lead(facts: Sequence[Fact]) -> dict[str, set[Row]]:

@@ -18,7 +18,7 @@ from ledger.storage import LEDGER_EVENTS
 from projections.credit.tables import CREDIT_TABLES, define_credit_tables
 
 SHADOW = "__shadow"
-DERIVED = ("stay", "lead", "anomaly", "opp", *CREDIT_TABLES)
+DERIVED = ("stay", "lead", "anomaly", "handoff", "accept", "opp", *CREDIT_TABLES)
 # per-day aggregates: projections.rollup
 ROLLUPS = (
     "roll_stay",
@@ -143,6 +143,34 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
                 *("known_to", "at_us", "lead_id", "seq", "kind", "stage", "detail"),
                 *("source", "source_id"),
             ),
+        ),
+        # each hand-off with what followed it (projections/leads.py): audit reconcile and sla
+        "handoff": sa.Table(
+            name("handoff"),
+            metadata,
+            Column("lead_id", text, primary_key=True),
+            Column("seq", Integer, primary_key=True),
+            Column("at_us", big, nullable=False),
+            Column("team", text),
+            Column("to_owner", text, nullable=False),
+            Column("acted_us", big),  # the first sales activity at or after it
+            Column("duplicate", Boolean, nullable=False),  # rejected/disqualified as one, after
+            Column("rejected", text),  # the first rejection's reason, after
+            Column("disqualified", Boolean, nullable=False),  # after
+            Column("recycled", Boolean, nullable=False),  # after
+            *_known(),
+            ix("handoff", "known_to", "at_us"),
+            ix("handoff", "known_to", "lead_id", "at_us"),
+        ),
+        "accept": sa.Table(
+            name("accept"),
+            metadata,
+            Column("lead_id", text, primary_key=True),
+            Column("seq", Integer, primary_key=True),
+            Column("at_us", big, nullable=False),
+            *_known(),
+            ix("accept", "known_to", "at_us", "lead_id"),
+            ix("accept", "known_to", "lead_id", "at_us"),
         ),
         "opp": sa.Table(
             name("opp"),

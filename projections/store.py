@@ -34,7 +34,7 @@ from projections.schema import Tables
 Subject = tuple[str, str]  # (kind, subject id)
 CHUNK = 400
 STORED_KINDS = {**SUBJECT_KINDS, **CREDIT_KINDS}  # subject field -> kind of the facts kept
-FUNNEL_BY_KIND = {"lead": ("stay", "lead", "anomaly"), "opp": ("opp",)}
+FUNNEL_BY_KIND = {"lead": ("stay", "lead", "anomaly", "handoff", "accept"), "opp": ("opp",)}
 DERIVED_BY_KIND = {
     kind: (*FUNNEL_BY_KIND.get(kind, ()), *credit) for kind, credit in TABLES_BY_KIND.items()
 }
@@ -42,6 +42,8 @@ SUBJECT_COLUMN = {
     "stay": "lead_id",
     "lead": "lead_id",
     "anomaly": "lead_id",
+    "handoff": "lead_id",
+    "accept": "lead_id",
     "opp": "opportunity_id",
     **credit_tables.SUBJECT_COLUMN,
 }
@@ -225,6 +227,18 @@ COLUMNS = {
     ),
     "lead": ("first_contact_us", "lead_source", "segment", "country", "owner", "channel"),
     "anomaly": ("seq", "at_us", "kind", "stage", "detail", "source", "source_id"),
+    "handoff": (
+        "seq",
+        "at_us",
+        "team",
+        "to_owner",
+        "acted_us",
+        "duplicate",
+        "rejected",
+        "disqualified",
+        "recycled",
+    ),
+    "accept": ("seq", "at_us"),
     "opp": ("seq", "stage", "amount_units", "currency", "is_open", "valid_from_us", "valid_to_us"),
     **credit_tables.COLUMNS,
 }

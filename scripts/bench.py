@@ -13,7 +13,8 @@ Steps, each in its own process (so its peak resident memory is its own):
 4. ``raw-read``: read every stored event and decode its state with orjson — the raw read limit;
 5. ``rebuild``: a full rebuild of the projections — events/s and the ratio to ``raw-read``;
 6. ``reports``: each report run ``--repeat`` times (p50/p95 latency, the first run included and
-   also shown on its own: it is the one that reads the tables' pages into the process).
+   also shown on its own: it is the one that reads the tables' pages into the process), and
+   the audit's ``reconcile`` and ``sla`` over the same 12 months.
 
 Prints a table and writes JSON (``--out``, default ``bench-results.json``). No step asserts a
 time: the numbers are for docs/benchmarks.md. PostgreSQL steps use ``REVLEDGER_BENCH_PG``
@@ -37,6 +38,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -183,8 +185,15 @@ def step_rebuild(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def step_reports(args: argparse.Namespace) -> dict[str, Any]:
-    """Run each report ``repeat`` times; latency p50/p95 in milliseconds."""
+    """Run each report ``repeat`` times; latency p50/p95 in milliseconds.
+
+    The reports over 12 monthly periods as of 2026-10-31, then the audit's reconcile (its
+    summary) and SLA (by month) over the same 12 months.
+    """
+    from ledger.application import open_ledger  # noqa: PLC0415
     from projections.api import Reports  # noqa: PLC0415
+    from projections.audit_api import FunnelAudit  # noqa: PLC0415
+    from projections.periods import Calendar  # noqa: PLC0415
     from projections.window import ReportOptions  # noqa: PLC0415
 
     reports = Reports(parse_url(args.url))
@@ -192,20 +201,33 @@ def step_reports(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, extra in REPORTS:
         options = ReportOptions(as_of=as_of, **extra)
-        timings = []
-        for _ in range(args.repeat):
-            started = time.perf_counter()
-            reports.run(name, options)
-            timings.append((time.perf_counter() - started) * 1000)
         label = f"{name}({extra['basis']})" if extra else name
-        quantiles = statistics.quantiles(timings, n=20) if len(timings) > 1 else timings * 19
-        out[label] = {
-            "p50_ms": statistics.median(timings),
-            "p95_ms": quantiles[18],
-            "first_ms": timings[0],  # the report's first run in the process (in the p95 too)
-        }
+        out[label] = _latency(partial(reports.run, name, options), args.repeat)
     reports.close()
+    ledger = open_ledger(args.url)
+    audit = FunnelAudit(ledger)  # catches the projection up (it is, after the rebuild)
+    first = date(2025, 11, 1)  # the 12 months to as_of
+    out["audit reconcile"] = _latency(lambda: audit.reconcile(first, as_of), args.repeat)
+    months = Calendar("month")
+    out["audit sla"] = _latency(lambda: audit.sla(months, first, as_of), args.repeat)
+    audit.close()
+    ledger.close()
     return out
+
+
+def _latency(run: Callable[[], object], repeat: int) -> dict[str, float]:
+    """p50 and p95 of ``repeat`` runs of ``run``, and its first run, in milliseconds."""
+    timings = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        timings.append((time.perf_counter() - started) * 1000)
+    quantiles = statistics.quantiles(timings, n=20) if len(timings) > 1 else timings * 19
+    return {
+        "p50_ms": statistics.median(timings),
+        "p95_ms": quantiles[18],
+        "first_ms": timings[0],  # the report's first run in the process (in the p95 too)
+    }
 
 
 STEPS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
