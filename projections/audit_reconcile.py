@@ -129,11 +129,8 @@ def read_summary(
     order = sa.func.row_number().over(
         partition_by=handoff.c.lead_id, order_by=(handoff.c.at_us, handoff.c.seq)
     )
-    ranked = (
-        sa.select(*(handoff.c[name] for name in Handoff._fields[:-1]), order.label("rank"))
-        .where(in_span)
-        .subquery()
-    )
+    columns = [handoff.c[name] for name in Handoff._fields if name != "later"]  # all stored
+    ranked = sa.select(*columns, order.label("rank")).where(in_span).subquery()
     first = ranked.c
 
     def accepted(*where: sa.ColumnElement[bool]) -> sa.Exists:
