@@ -13,14 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from ledger.application import Ledger
 from projections.audit_history import disagreements, history
 from projections.audit_lead import audit_lead
-from projections.audit_reconcile import (
-    DEFAULT_SLA,
-    listing,
-    place,
-    read_reconcile,
-    read_summary,
-    summary,
-)
+from projections.audit_reconcile import DEFAULT_SLA, listing, read_placements, read_summary, summary
 from projections.audit_sla import read_sla, sla_report
 from projections.definitions import Catalogue
 from projections.definitions_whatif import whatif
@@ -74,15 +67,15 @@ class FunnelAudit:
     def reconcile(self, start: date, end: date, *, per_lead: bool = False) -> Report:
         """``audit reconcile``."""
         span = span_of(start, end)
+        slas = list(zip(self._takes_effect, self._sla_us, strict=True))
+        default = DEFAULT_SLA // timedelta(microseconds=1)
         with self.histories.engine.connect() as conn:
-            if not per_lead:
-                slas = list(zip(self._takes_effect, self._sla_us, strict=True))
-                default = DEFAULT_SLA // timedelta(microseconds=1)
-                return summary(
-                    read_summary(conn, self.histories.tables, _us(span), slas, default), span
-                )
-            handoffs, accepted = read_reconcile(conn, self.histories.tables, _us(span))
-        return listing(place(handoffs, accepted, self.sla_us), span)
+            if per_lead:
+                placed = read_placements(conn, self.histories.tables, _us(span), slas, default)
+                return listing(placed, span)
+            return summary(
+                read_summary(conn, self.histories.tables, _us(span), slas, default), span
+            )
 
     def sla(self, calendar: Calendar, start: date, end: date) -> Report:
         """``audit sla``."""

@@ -14,18 +14,22 @@ sales = matched + sales-only classes, exactly.
 
 The leads' facts are not read: each lead's hand-offs, with what followed each of them, and its
 acceptances are projected rows (``rl_handoff``, ``rl_accept``; :mod:`projections.leads`), as
-known now. The listing of every lead (:func:`read_reconcile`) reads those of the period and
-classifies them here (:func:`place`); the summary (:func:`read_summary`) has the database
-classify and count them with the same rules, so that only the classes' counts cross.
+known now, each naming its neighbours. A lead's first hand-off in the period is the row in the
+period whose previous hand-off is before it; the lead was accepted in the period when the first
+acceptance at or after that hand-off is before the end, or the last one before it is in the
+period; a lead accepted in the period but not handed off in it is the row of its first
+acceptance in the period whose hand-offs around it are both outside the period. So the database
+classifies every lead reading one range of each table (:func:`classified`), and the summary
+(:func:`read_summary`) sends back only the classes' counts.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -37,76 +41,66 @@ MATCHED = "matched"
 MARKETING_ONLY = "marketing only"
 SALES_ONLY = "sales only"
 DEFAULT_SLA = timedelta(hours=24)
-SlaOf = Callable[[int], int]  # hand-off time -> its SLA, both in microseconds
-
-
-class Handoff(NamedTuple):
-    """A hand-off in the period, with what followed it (at or after it) for its lead."""
-
-    lead_id: str
-    at_us: int
-    acted_us: int | None  # the first sales activity
-    duplicate: bool  # rejected or disqualified as a duplicate
-    rejected: str | None  # the first rejection's reason
-    disqualified: bool
-    recycled: bool
-    later: bool  # the lead was accepted at or after the period's end
-
-
-class Accepted(NamedTuple):
-    """A lead accepted in the period."""
-
-    lead_id: str
-    before: bool  # the lead was handed off before the period
 
 
 @dataclass(frozen=True)
 class Placement:
-    """Where one lead lands: which counts it is in, and its class."""
+    """Where one lead lands: its side, its class, and its first hand-off in the period."""
 
     lead_id: str
-    marketing: bool
-    sales: bool
     side: str
     reason: str
     handed_off_at: datetime | None
 
 
-def read_reconcile(
-    conn: sa.Connection, t: Tables, span: tuple[int, int]
-) -> tuple[list[Handoff], list[Accepted]]:
-    """The period's hand-offs and acceptances (as known now), from ``rl_handoff``/``rl_accept``."""
+def classified(
+    t: Tables, span: tuple[int, int], slas: Sequence[tuple[int, int]], default_sla: int
+) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """Every lead of either count with its class, as two queries (see the module doc).
+
+    The first gives (lead_id, reason, at_us) of the leads handed off in the period (``matched``
+    or a marketing-only class; ``at_us`` the first hand-off), the second (lead_id, reason) of
+    the sales-only ones. ``span`` is [start, end) and ``slas`` (from, SLA) of each definition
+    version in the order they take effect, the last one taken by ``from`` in force
+    (``default_sla`` before any), all in microseconds.
+    """
     start, end = span
     handoff, accept = t["handoff"], t["accept"]
-    later = (
-        sa.exists()
-        .where(accept.c.lead_id == handoff.c.lead_id)
-        .where(accept.c.known_to == FOREVER, accept.c.at_us >= end)
+    h, a = handoff.c, accept.c
+    sla = (
+        sa.case(*((h.at_us >= since, value) for since, value in reversed(slas)), else_=default_sla)
+        if slas
+        else sa.literal(default_sla)
     )
-    handoffs = sa.select(
-        handoff.c.lead_id,
-        handoff.c.at_us,
-        handoff.c.acted_us,
-        handoff.c.duplicate,
-        handoff.c.rejected,
-        handoff.c.disqualified,
-        handoff.c.recycled,
-        later.label("later"),
-    ).where(handoff.c.known_to == FOREVER, handoff.c.at_us >= start, handoff.c.at_us < end)
-    before = (
-        sa.exists()
-        .where(handoff.c.lead_id == accept.c.lead_id)
-        .where(handoff.c.known_to == FOREVER, handoff.c.at_us < start)
+    reason = sa.case(
+        (sa.or_(h.accepted_from_us < end, h.accepted_before_us >= start), MATCHED),
+        (h.duplicate, "duplicate"),
+        (h.accepted_last_us >= end, "accepted after the period"),
+        (h.rejected.is_not(None), sa.literal("rejected: ") + h.rejected),
+        (sa.or_(h.acted_us.is_(None), h.acted_us > h.at_us + sla), "not acted on within SLA"),
+        (h.disqualified, "disqualified"),
+        (h.recycled, "recycled"),
+        else_="still pending",
     )
-    accepted = (
-        sa.select(accept.c.lead_id, before.label("before"))
-        .where(accept.c.known_to == FOREVER, accept.c.at_us >= start, accept.c.at_us < end)
-        .distinct()
+    marketing = sa.select(h.lead_id, reason.label("reason"), h.at_us).where(
+        h.known_to == FOREVER,
+        h.at_us >= start,
+        h.at_us < end,
+        sa.or_(h.prev_us.is_(None), h.prev_us < start),  # the lead's first in the period
     )
-    return (
-        [Handoff(*row) for row in conn.execute(handoffs)],
-        [Accepted(*row) for row in conn.execute(accepted)],
+    before = sa.case(
+        (a.handed_before_us.is_not(None), "handed off before the period"),
+        else_="never handed off",
     )
+    sales = sa.select(a.lead_id, before.label("reason")).where(
+        a.known_to == FOREVER,
+        a.at_us >= start,
+        a.at_us < end,
+        sa.or_(a.prev_us.is_(None), a.prev_us < start),  # the lead's first in the period
+        sa.or_(a.handed_before_us.is_(None), a.handed_before_us < start),
+        sa.or_(a.handed_from_us.is_(None), a.handed_from_us >= end),  # none in the period
+    )
+    return marketing, sales
 
 
 def read_summary(
@@ -116,146 +110,35 @@ def read_summary(
     slas: Sequence[tuple[int, int]],
     default_sla: int,
 ) -> Counter[tuple[str, str]]:
-    """How many leads of each (side, class) the period has: :func:`place`'s rules, in SQL.
-
-    ``slas``: (from, SLA) of each version in the order they take effect, the last one taken by
-    ``from`` in force (``default_sla`` before any), all in microseconds.
-    """
-    start, end = span
-    handoff, accept = t["handoff"], t["accept"]
-    in_span = sa.and_(
-        handoff.c.known_to == FOREVER, handoff.c.at_us >= start, handoff.c.at_us < end
-    )
-    order = sa.func.row_number().over(
-        partition_by=handoff.c.lead_id, order_by=(handoff.c.at_us, handoff.c.seq)
-    )
-    columns = [handoff.c[name] for name in Handoff._fields if name != "later"]  # all stored
-    ranked = sa.select(*columns, order.label("rank")).where(in_span).subquery()
-    first = ranked.c
-
-    def accepted(*where: sa.ColumnElement[bool]) -> sa.Exists:
-        return sa.exists().where(
-            accept.c.lead_id == first.lead_id, accept.c.known_to == FOREVER, *where
-        )
-
-    sla = (
-        sa.case(
-            *((first.at_us >= since, value) for since, value in reversed(slas)), else_=default_sla
-        )
-        if slas
-        else sa.literal(default_sla)
-    )
-    reason = sa.case(
-        (accepted(accept.c.at_us >= start, accept.c.at_us < end), MATCHED),
-        (first.duplicate, "duplicate"),
-        (accepted(accept.c.at_us >= end), "accepted after the period"),
-        (first.rejected.is_not(None), sa.literal("rejected: ") + first.rejected),
-        (
-            sa.or_(first.acted_us.is_(None), first.acted_us > first.at_us + sla),
-            "not acted on within SLA",
-        ),
-        (first.disqualified, "disqualified"),
-        (first.recycled, "recycled"),
-        else_="still pending",
-    )
-    marketing = (
-        sa.select(reason.label("reason")).select_from(ranked).where(first.rank == 1).subquery()
-    )
-    leads = (
-        sa.select(accept.c.lead_id)
-        .where(accept.c.known_to == FOREVER, accept.c.at_us >= start, accept.c.at_us < end)
-        .distinct()
-        .subquery()
-    )
-    handed = sa.and_(handoff.c.lead_id == leads.c.lead_id, handoff.c.known_to == FOREVER)
-    before = sa.exists().where(handed, handoff.c.at_us < start)
-    sales = (
-        sa.select(
-            sa.case((before, "handed off before the period"), else_="never handed off").label(
-                "reason"
-            )
-        )
-        .select_from(leads)
-        .where(~sa.exists().where(handed, handoff.c.at_us >= start, handoff.c.at_us < end))
-        .subquery()
-    )
+    """How many leads of each (side, class) the period has, counted by the database."""
     counts: Counter[tuple[str, str]] = Counter()
+    marketing, sales = classified(t, span, slas, default_sla)
     for query, side in ((marketing, None), (sales, SALES_ONLY)):
-        grouped = sa.select(query.c.reason, sa.func.count()).group_by(query.c.reason)
+        rows = query.subquery()
+        grouped = sa.select(rows.c.reason, sa.func.count()).group_by(rows.c.reason)
         for found, n in conn.execute(grouped):
             where = side or (MATCHED if found == MATCHED else MARKETING_ONLY)
             counts[(where, found)] += n
     return counts
 
 
-def place(
-    handoffs: Iterable[Handoff], accepted: Iterable[Accepted], sla_of: SlaOf
+def read_placements(
+    conn: sa.Connection,
+    t: Tables,
+    span: tuple[int, int],
+    slas: Sequence[tuple[int, int]],
+    default_sla: int,
 ) -> list[Placement]:
-    """Classify every lead of either count (see the module doc)."""
-    first: dict[str, Handoff] = {}
-    for handoff in handoffs:
-        known = first.get(handoff.lead_id)
-        if known is None or handoff.at_us < known.at_us:
-            first[handoff.lead_id] = handoff
-    sales = {row.lead_id: row.before for row in accepted}
-    placements = []
-    for lead_id, handoff in first.items():
-        at = from_us(handoff.at_us)
-        if lead_id in sales:
-            placements.append(
-                Placement(
-                    lead_id,
-                    marketing=True,
-                    sales=True,
-                    side=MATCHED,
-                    reason=MATCHED,
-                    handed_off_at=at,
-                )
-            )
-        else:
-            reason = _why(handoff, sla_of)
-            placements.append(
-                Placement(
-                    lead_id,
-                    marketing=True,
-                    sales=False,
-                    side=MARKETING_ONLY,
-                    reason=reason,
-                    handed_off_at=at,
-                )
-            )
-    for lead_id, before in sales.items():
-        if lead_id not in first:
-            reason = "handed off before the period" if before else "never handed off"
-            placements.append(
-                Placement(
-                    lead_id,
-                    marketing=False,
-                    sales=True,
-                    side=SALES_ONLY,
-                    reason=reason,
-                    handed_off_at=None,
-                )
-            )
+    """Every lead of either count and where it lands."""
+    marketing, sales = classified(t, span, slas, default_sla)
+    placements = [
+        Placement(lead, MATCHED if reason == MATCHED else MARKETING_ONLY, reason, from_us(at))
+        for lead, reason, at in conn.execute(marketing)
+    ]
+    placements += [
+        Placement(lead, SALES_ONLY, reason, None) for lead, reason in conn.execute(sales)
+    ]
     return placements
-
-
-def _why(handoff: Handoff, sla_of: SlaOf) -> str:  # noqa: PLR0911 - one return per class, tried in order
-    """Why a lead first handed off in the period at ``handoff`` was not accepted in it."""
-    if handoff.duplicate:
-        return "duplicate"
-    if handoff.later:
-        return "accepted after the period"
-    if handoff.rejected is not None:
-        return f"rejected: {handoff.rejected}"
-    deadline = handoff.at_us + sla_of(handoff.at_us)
-    if handoff.acted_us is None or handoff.acted_us > deadline:
-        return "not acted on within SLA"
-    if handoff.disqualified:
-        return "disqualified"
-    if handoff.recycled:
-        return "recycled"
-    return "still pending"
 
 
 def listing(placements: Iterable[Placement], span: tuple[datetime, datetime]) -> Report:

@@ -6,9 +6,12 @@ moves", "Lead dimensions" and "Anomalies".
 
 The hand-offs and acceptances are kept too, each hand-off with what followed it (at or after its
 business time): the first sales activity, the first rejection's reason, and whether the lead was
-rejected or disqualified as a duplicate, disqualified, or recycled. That is everything
-``audit reconcile`` and ``audit sla`` ask of a lead (docs/definitions.md, "Audit"), so they read
-these rows rather than every lead's facts.
+rejected or disqualified as a duplicate, disqualified, or recycled. Each also names its
+neighbours: the previous hand-off, the acceptances around it and the lead's last; each
+acceptance the previous one and the hand-offs around it. That is everything ``audit reconcile``
+and ``audit sla`` ask of a lead (docs/definitions.md, "Audit"): a period's first hand-off of a
+lead is the one whose previous hand-off is before the period, whether the lead was accepted in
+the period follows from the acceptances around it, so both read one range of rows per table.
 """
 
 from __future__ import annotations
@@ -153,33 +156,56 @@ class LeadDeriver:
             "lead": {lead},
             "anomaly": {(seq, *row) for seq, row in enumerate(flagged)},
             "handoff": self._handoff_rows(),
-            "accept": set(enumerate(self.accepts)),
+            "accept": self._accept_rows(),
         }
 
     def _handoff_rows(self) -> set[Row]:
-        """Each hand-off (seq, at, team, to_owner) with what followed it at or after ``at``.
+        """Each hand-off with its neighbours and with what followed it at or after its time.
 
-        Then: the first sales activity's time (or None), whether the lead was rejected or
-        disqualified as a duplicate, the first rejection's reason (or None), whether it was
-        disqualified, whether it was recycled.
+        (seq, at, the previous hand-off's time, team, to_owner, the first sales activity's time,
+        whether the lead was rejected or disqualified as a duplicate, the first rejection's
+        reason, whether it was disqualified, recycled; then the last acceptance before it, the
+        first at or after it, and the lead's last acceptance.) A missing time is None.
         """
+        accepts = self.accepts
+        last = accepts[-1] if accepts else None
         rows: set[Row] = set()
+        previous = None
         for seq, (at, team, to_owner) in enumerate(self.handoffs):
-            acted = min((t for t in self.activities if t >= at), default=None)
             rejected = next((reason for t, reason in self.rejections if t >= at), None)
             rows.add(
                 (
                     seq,
                     at,
+                    previous,
                     team,
                     to_owner,
-                    acted,
+                    min((t for t in self.activities if t >= at), default=None),
                     any(t >= at for t in self.duplicates),
                     rejected,
                     any(t >= at for t in self.disqualified),
                     any(t >= at for t in self.recycled),
+                    max((t for t in accepts if t < at), default=None),
+                    min((t for t in accepts if t >= at), default=None),
+                    last,
                 )
             )
+            previous = at
+        return rows
+
+    def _accept_rows(self) -> set[Row]:
+        """Each acceptance with its neighbours.
+
+        (seq, at, the previous acceptance's time, the last hand-off before it, the first hand-off
+        at or after it.) A missing time is None.
+        """
+        handed = [at for at, _, _ in self.handoffs]
+        rows: set[Row] = set()
+        previous = None
+        for seq, at in enumerate(self.accepts):
+            before = max((t for t in handed if t < at), default=None)
+            rows.add((seq, at, previous, before, min((t for t in handed if t >= at), default=None)))
+            previous = at
         return rows
 
 

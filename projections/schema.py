@@ -144,13 +144,15 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
                 *("source", "source_id"),
             ),
         ),
-        # each hand-off with what followed it (projections/leads.py): audit reconcile and sla
+        # each hand-off with what followed it and its neighbours (projections/leads.py), and
+        # each acceptance with its neighbours: what audit reconcile and sla read
         "handoff": sa.Table(
             name("handoff"),
             metadata,
             Column("lead_id", text, primary_key=True),
             Column("seq", Integer, primary_key=True),
             Column("at_us", big, nullable=False),
+            Column("prev_us", big),  # the lead's previous hand-off
             Column("team", text),
             Column("to_owner", text, nullable=False),
             Column("acted_us", big),  # the first sales activity at or after it
@@ -158,9 +160,11 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("rejected", text),  # the first rejection's reason, after
             Column("disqualified", Boolean, nullable=False),  # after
             Column("recycled", Boolean, nullable=False),  # after
+            Column("accepted_before_us", big),  # the last acceptance before it
+            Column("accepted_from_us", big),  # the first acceptance at or after it
+            Column("accepted_last_us", big),  # the lead's last acceptance
             *_known(),
             ix("handoff", "known_to", "at_us"),
-            ix("handoff", "known_to", "lead_id", "at_us"),
         ),
         "accept": sa.Table(
             name("accept"),
@@ -168,9 +172,11 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("lead_id", text, primary_key=True),
             Column("seq", Integer, primary_key=True),
             Column("at_us", big, nullable=False),
+            Column("prev_us", big),  # the lead's previous acceptance
+            Column("handed_before_us", big),  # the last hand-off before it
+            Column("handed_from_us", big),  # the first hand-off at or after it
             *_known(),
-            ix("accept", "known_to", "at_us", "lead_id"),
-            ix("accept", "known_to", "lead_id", "at_us"),
+            ix("accept", "known_to", "at_us"),
         ),
         "opp": sa.Table(
             name("opp"),

@@ -230,6 +230,7 @@ COLUMNS = {
     "handoff": (
         "seq",
         "at_us",
+        "prev_us",
         "team",
         "to_owner",
         "acted_us",
@@ -237,8 +238,11 @@ COLUMNS = {
         "rejected",
         "disqualified",
         "recycled",
+        "accepted_before_us",
+        "accepted_from_us",
+        "accepted_last_us",
     ),
-    "accept": ("seq", "at_us"),
+    "accept": ("seq", "at_us", "prev_us", "handed_before_us", "handed_from_us"),
     "opp": ("seq", "stage", "amount_units", "currency", "is_open", "valid_from_us", "valid_to_us"),
     **credit_tables.COLUMNS,
 }
