@@ -13,7 +13,14 @@ from datetime import UTC, date, datetime, timedelta
 from ledger.application import Ledger
 from projections.audit_history import disagreements, history
 from projections.audit_lead import audit_lead
-from projections.audit_reconcile import DEFAULT_SLA, listing, read_placements, read_summary, summary
+from projections.audit_reconcile import (
+    DEFAULT_SLA,
+    classified,
+    listing,
+    read_placements,
+    read_summary,
+    summary,
+)
 from projections.audit_sla import read_sla, sla_report
 from projections.definitions import Catalogue
 from projections.definitions_whatif import whatif
@@ -69,13 +76,11 @@ class FunnelAudit:
         span = span_of(start, end)
         slas = list(zip(self._takes_effect, self._sla_us, strict=True))
         default = DEFAULT_SLA // timedelta(microseconds=1)
+        queries = classified(self.histories.tables, _us(span), slas, default)
         with self.histories.engine.connect() as conn:
             if per_lead:
-                placed = read_placements(conn, self.histories.tables, _us(span), slas, default)
-                return listing(placed, span)
-            return summary(
-                read_summary(conn, self.histories.tables, _us(span), slas, default), span
-            )
+                return listing(read_placements(conn, queries), span)
+            return summary(read_summary(conn, queries), span)
 
     def sla(self, calendar: Calendar, start: date, end: date) -> Report:
         """``audit sla``."""

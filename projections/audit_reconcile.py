@@ -104,15 +104,14 @@ def classified(
 
 
 def read_summary(
-    conn: sa.Connection,
-    t: Tables,
-    span: tuple[int, int],
-    slas: Sequence[tuple[int, int]],
-    default_sla: int,
+    conn: sa.Connection, queries: tuple[sa.Select[Any], sa.Select[Any]]
 ) -> Counter[tuple[str, str]]:
-    """How many leads of each (side, class) the period has, counted by the database."""
+    """How many leads of each (side, class) the period has, counted by the database.
+
+    ``queries``: what :func:`classified` gives for the period.
+    """
     counts: Counter[tuple[str, str]] = Counter()
-    marketing, sales = classified(t, span, slas, default_sla)
+    marketing, sales = queries
     for query, side in ((marketing, None), (sales, SALES_ONLY)):
         rows = query.subquery()
         grouped = sa.select(rows.c.reason, sa.func.count()).group_by(rows.c.reason)
@@ -123,14 +122,10 @@ def read_summary(
 
 
 def read_placements(
-    conn: sa.Connection,
-    t: Tables,
-    span: tuple[int, int],
-    slas: Sequence[tuple[int, int]],
-    default_sla: int,
+    conn: sa.Connection, queries: tuple[sa.Select[Any], sa.Select[Any]]
 ) -> list[Placement]:
-    """Every lead of either count and where it lands."""
-    marketing, sales = classified(t, span, slas, default_sla)
+    """Every lead of either count and where it lands (``queries``: :func:`classified`'s)."""
+    marketing, sales = queries
     placements = [
         Placement(lead, MATCHED if reason == MATCHED else MARKETING_ONLY, reason, from_us(at))
         for lead, reason, at in conn.execute(marketing)
