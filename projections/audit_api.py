@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from datetime import UTC, date, datetime, timedelta
+from operator import itemgetter
 
 from ledger.application import Ledger
 from projections.audit_history import disagreements, history
 from projections.audit_lead import audit_lead
 from projections.audit_reconcile import (
-    DEFAULT_SLA,
+    DEFAULT_SLA_US,
     classified,
     listing,
     read_placements,
@@ -51,8 +52,11 @@ class FunnelAudit:
         self.catalogue = Catalogue.load(ledger)
         self.histories = LeadHistories(ledger)
         approved = self.catalogue.approved()  # in the order they take effect
-        self._takes_effect = [to_us(v.definition.effective_at) for v in approved]
-        self._sla_us = [v.definition.sla // timedelta(microseconds=1) for v in approved]
+        # (takes effect, SLA) of each approved version, in microseconds
+        self._slas = [
+            (to_us(v.definition.effective_at), v.definition.sla // timedelta(microseconds=1))
+            for v in approved
+        ]
 
     def close(self) -> None:
         """Release the database connections."""
@@ -63,8 +67,8 @@ class FunnelAudit:
 
         In microseconds, as ``at`` is; the last version to take effect by ``at`` is in force.
         """
-        index = bisect_right(self._takes_effect, at)  # the last version in force by then
-        return self._sla_us[index - 1] if index else DEFAULT_SLA // timedelta(microseconds=1)
+        index = bisect_right(self._slas, at, key=itemgetter(0))  # the last in force by then
+        return self._slas[index - 1][1] if index else DEFAULT_SLA_US
 
     def lead(self, lead_id: str) -> Report:
         """``audit lead``."""
@@ -74,9 +78,7 @@ class FunnelAudit:
     def reconcile(self, start: date, end: date, *, per_lead: bool = False) -> Report:
         """``audit reconcile``."""
         span = span_of(start, end)
-        slas = list(zip(self._takes_effect, self._sla_us, strict=True))
-        default = DEFAULT_SLA // timedelta(microseconds=1)
-        queries = classified(self.histories.tables, _us(span), slas, default)
+        queries = classified(self.histories.tables, _us(span), self._slas, DEFAULT_SLA_US)
         with self.histories.engine.connect() as conn:
             if per_lead:
                 return listing(read_placements(conn, queries), span)

@@ -41,6 +41,7 @@ MATCHED = "matched"
 MARKETING_ONLY = "marketing only"
 SALES_ONLY = "sales only"
 DEFAULT_SLA = timedelta(hours=24)
+DEFAULT_SLA_US = DEFAULT_SLA // timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
