@@ -2,7 +2,9 @@
 
 Each call reads the definition catalogue and, after catching the funnel projection up, the
 projection as known now: ``reconcile`` and ``sla`` its hand-off and acceptance rows, the others
-the leads' effective facts. Nothing here writes to the ledger.
+the effective facts of the leads they can concern (those with a fact of the types they look at
+in the span, :meth:`LeadHistories.active`; for the definitions' history, the
+``qualification_evaluated`` facts alone). Nothing here writes to the ledger.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from projections.definitions import Catalogue
 from projections.definitions_whatif import whatif
 from projections.errors import ReportError
 from projections.periods import Calendar, to_us
-from projections.qualification import LeadHistories
+from projections.qualification import TRIGGERS, LeadHistories
 from projections.report import Report
 
 
@@ -93,14 +95,17 @@ class FunnelAudit:
 
     def history(self, calendar: Calendar, now: datetime | None = None) -> Report:
         """``audit definitions``."""
-        return history(self.histories.every(), self.catalogue, calendar, now or datetime.now(UTC))
+        qualified = self.histories.of_type("qualification_evaluated")
+        return history(qualified, self.catalogue, calendar, now or datetime.now(UTC))
 
     def disagreements(self, start: date, end: date, *, per_lead: bool = False) -> Report:
         """``audit disagreements``."""
         span = span_of(start, end)
-        return disagreements(self.histories.every(), self.catalogue, span, per_lead=per_lead)
+        leads = self.histories.active(("stage_changed",), span)
+        return disagreements(leads, self.catalogue, span, per_lead=per_lead)
 
     def whatif(self, version: str, start: date, end: date, *, per_lead: bool = False) -> Report:
         """``definitions whatif``."""
         span = span_of(start, end)
-        return whatif(self.histories.every(), self.catalogue, version, span, per_lead=per_lead)
+        leads = self.histories.active(TRIGGERS, span)
+        return whatif(leads, self.catalogue, version, span, per_lead=per_lead)

@@ -34,7 +34,7 @@ from rbloom import Bloom
 
 from ledger.events import Fact
 from projections.build_bulk import Bulk
-from projections.corrections import Family, is_correction, moved_to, target_of
+from projections.corrections import Family, is_correction, moved_to, stated_us, target_of
 from projections.periods import to_us
 from projections.schema import Tables
 from projections.store import (
@@ -131,7 +131,7 @@ class Scan:
                     held_now.move_to_end(key)
                     mine.append(held)
                     held.holders = 1
-            facts.append((fact_id, root, recorded, topic, position))
+            facts.append((fact_id, root, recorded, stated_us(fact), topic, position))
             while self.count > self.budget:
                 self._derive(*held_now.popitem(last=False))
 

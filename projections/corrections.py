@@ -78,6 +78,17 @@ class Family:
         return found
 
 
+def stated_us(fact: Fact) -> int | None:
+    """The business time ``rl_fact`` keeps for ``fact`` (microseconds).
+
+    A fact's own, except for an amendment that moves the fact it corrects in business time
+    (``occurred_at`` in its changes, at any depth): None, as that fact may now be anywhere.
+    """
+    if isinstance(fact, FactAmended) and any(_nested_values(fact.changes, "occurred_at")):
+        return None
+    return to_us(fact.occurred_at)
+
+
 def moved_to(correction: Fact, name: str) -> set[str]:
     """The values an amendment (or an amendment of one) gives to the subject field ``name``."""
     if not isinstance(correction, FactAmended):

@@ -5,6 +5,11 @@ instant (corrections applied, see :mod:`projections.corrections`): the captured 
 custom attributes (``lead_updated`` overrides), the latest score and fit, and every touch. Each
 value remembers the fact (``source/source_id``) it came from. Lead histories are read from the
 funnel projection's fact index (``rl_fact``/``rl_family``), which is caught up first.
+
+A report about a span of business time reads only the leads that may have a fact of the types
+it asks about in that span (:meth:`LeadHistories.active`): ``rl_fact`` keeps each fact's
+business time and type, indexed together. An amendment can move a fact's business time, so a
+lead with any corrected fact is always read; the report then looks at its effective facts.
 """
 
 from __future__ import annotations
@@ -16,14 +21,15 @@ from itertools import groupby
 from typing import Any
 
 import sqlalchemy as sa
+from eventsourcing.utils import get_topic
 
 from ledger.application import Ledger
 from ledger.definitions import Definition
-from ledger.events import Fact
+from ledger.events import CORRECTIONS, FACT_TYPES, Fact
 from ledger.rules import Outcome, Touch
 from projections.corrections import Family, order_key
 from projections.database import create_engine
-from projections.periods import FOREVER
+from projections.periods import FOREVER, to_us
 from projections.runner import Projection
 from projections.schema import tables
 from projections.store import families_of, history_query
@@ -33,6 +39,12 @@ TRIGGERS = frozenset(
 )
 CAPTURED = ("email", "name", "company", "account_id", "segment", "country", "lead_source")
 CHUNK = 400
+CORRECTION_TOPICS = tuple(get_topic(cls) for cls in CORRECTIONS)
+
+
+def topics(*type_names: str) -> tuple[str, ...]:
+    """The stored topics of the fact types ``type_names`` (snake_case, as in the JSONL)."""
+    return tuple(get_topic(FACT_TYPES[name]) for name in type_names)
 
 
 def ref(fact: Fact) -> str:
@@ -156,7 +168,47 @@ class LeadHistories:
 
     def every(self) -> Iterator[tuple[str, list[Fact]]]:
         """Every lead with its effective facts, lead by lead (streamed)."""
-        query = self._query().order_by(self.tables["family"].c.subject)
+        yield from self._stream(self._query())
+
+    def active(
+        self, type_names: Iterable[str], span: tuple[datetime, datetime]
+    ) -> Iterator[tuple[str, list[Fact]]]:
+        """The leads that may have a fact of ``type_names`` in ``span``, with their facts.
+
+        Every lead with such a fact among its effective facts is yielded, in lead order, with
+        all its effective facts (streamed): the leads with a fact of those types recorded as
+        occurring in ``span``, and the leads of every fact an amendment moved in business time
+        (it may have moved into ``span``; ``rl_fact.occurred_us`` is None for such an
+        amendment). A retraction, or any other amendment, leaves a fact where it was or removes
+        it. Others may come too; a caller looks at the facts, as over :meth:`every`.
+        """
+        fact, family = self.tables["fact"].alias("f"), self.tables["family"].alias("m")
+        start, end = to_us(span[0]), to_us(span[1])
+        in_span = sa.select(fact.c.root_id).where(
+            fact.c.topic.in_(topics(*type_names)),
+            fact.c.occurred_us >= start,
+            fact.c.occurred_us < end,
+        )
+        moved = sa.select(fact.c.root_id).where(
+            fact.c.topic.in_(CORRECTION_TOPICS), fact.c.occurred_us.is_(None)
+        )
+        leads = sa.select(family.c.subject).where(
+            family.c.kind == "lead", family.c.root_id.in_(sa.union(in_span, moved))
+        )
+        yield from self._stream(self._query().where(self.tables["family"].c.subject.in_(leads)))
+
+    def of_type(self, type_name: str) -> Iterator[tuple[str, list[Fact]]]:
+        """Each lead with a fact of ``type_name``, with only those facts (effective, in order).
+
+        Only the families (a fact and its corrections) rooted at a fact of that type are read.
+        """
+        root = self.tables["fact"].alias("root")
+        rooted = sa.select(root.c.fact_id).where(root.c.topic.in_(topics(type_name)))
+        yield from self._stream(self._query().where(self.tables["fact"].c.root_id.in_(rooted)))
+
+    def _stream(self, query: sa.Select[Any]) -> Iterator[tuple[str, list[Fact]]]:
+        """The rows of a :meth:`_query` as (lead, effective facts), lead by lead."""
+        query = query.order_by(self.tables["family"].c.subject)
         with self.engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=5000).execute(query)
             for subject, group in groupby(result, key=lambda r: r.subject):

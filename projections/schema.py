@@ -79,9 +79,13 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("fact_id", String(32), primary_key=True),
             Column("root_id", String(32), nullable=False),
             Column("recorded_us", big, nullable=False),
+            # business time, as the fact states it (projections.corrections.stated_us)
+            Column("occurred_us", big),
             Column("topic", text, nullable=False),
             Column("position", big, nullable=False),  # the ledger's notification id
             ix("fact", "root_id"),
+            # the facts of some types that occurred in a span (LeadHistories.active)
+            ix("fact", "topic", "occurred_us"),
         ),
         "family": sa.Table(
             name("family"),

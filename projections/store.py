@@ -24,7 +24,7 @@ from ledger.application import Ledger
 from ledger.codec import FactMapper
 from ledger.events import Fact
 from projections import rollup
-from projections.corrections import Family, is_correction, moved_to, target_of
+from projections.corrections import Family, is_correction, moved_to, stated_us, target_of
 from projections.credit import tables as credit_tables
 from projections.credit.derive import CREDIT_KINDS, TABLES_BY_KIND, credit_rows
 from projections.history import DERIVERS, SUBJECT_KINDS, known_rows
@@ -103,6 +103,7 @@ def store_facts(conn: sa.Connection, t: Tables, facts: Iterable[Stored]) -> set[
                 "fact_id": fact.id.hex,
                 "root_id": root,
                 "recorded_us": to_us(fact.recorded_at),
+                "occurred_us": stated_us(fact),
                 "topic": topic,
                 "position": position,
             }
@@ -249,7 +250,7 @@ COLUMNS = {
 
 
 ROW_COLUMNS = {
-    "fact": ("fact_id", "root_id", "recorded_us", "topic", "position"),
+    "fact": ("fact_id", "root_id", "recorded_us", "occurred_us", "topic", "position"),
     "family": ("root_id", "kind", "subject"),
     **{
         table: (SUBJECT_COLUMN[table], *columns, "known_from", "known_to")

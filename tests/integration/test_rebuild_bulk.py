@@ -326,7 +326,7 @@ def test_bulk_writes_every_row_whatever_the_batching(db_url, monkeypatch):
     import projections.build_bulk as bulk  # noqa: PLC0415
     from projections.build_bulk import Bulk, create_bare  # noqa: PLC0415
 
-    monkeypatch.setattr(bulk, "VARIABLES", 16)  # three fact rows per SQLite statement
+    monkeypatch.setattr(bulk, "VARIABLES", 18)  # three fact rows per SQLite statement
     config = parse_url(db_url)
     if config.schema:
         engine = sa.create_engine(config.sqlalchemy_url)
@@ -334,7 +334,7 @@ def test_bulk_writes_every_row_whatever_the_batching(db_url, monkeypatch):
             conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {config.schema}")
         engine.dispose()
     shadow = tables(config.schema, shadow=True)
-    facts = [(f"{n:032x}", f"{n % 3:032x}", n, "t", 1000 + n) for n in range(11)]
+    facts = [(f"{n:032x}", f"{n % 3:032x}", n, n, "t", 1000 + n) for n in range(11)]
     stays = [
         (f"L{n}", n, "mql", n, 2**62, None, "sal", "forward", "", n % 2 == 0, n, 2**62)
         for n in range(7)
