@@ -14,7 +14,9 @@ Steps, each in its own process (so its peak resident memory is its own):
 5. ``rebuild``: a full rebuild of the projections — events/s and the ratio to ``raw-read``;
 6. ``reports``: each report run ``--repeat`` times (p50/p95 latency, the first run included and
    also shown on its own: it is the one that reads the tables' pages into the process), and
-   the audit's ``reconcile`` and ``sla`` over the same 12 months and over the last one.
+   the audit's ``reconcile``, ``sla`` and ``disagreements`` over the same 12 months and over
+   the last one, and ``definitions whatif`` over the last one (the step first proposes and
+   approves a definition with a rule, once per ledger: the generated funnel has none).
 
 Prints a table and writes JSON (``--out``, default ``bench-results.json``). No step asserts a
 time: the numbers are for docs/benchmarks.md. PostgreSQL steps use ``REVLEDGER_BENCH_PG``
@@ -188,7 +190,9 @@ def step_reports(args: argparse.Namespace) -> dict[str, Any]:
     """Run each report ``repeat`` times; latency p50/p95 in milliseconds.
 
     The reports over 12 monthly periods as of 2026-10-31, then the audit's reconcile (its
-    summary) and SLA (by month) over the same 12 months and over the last of them.
+    summary) and SLA (by month) over the same 12 months and over the last of them, its
+    disagreements over both, and a what-if over the last month, under the bench's definition
+    (:func:`_define`).
     """
     from ledger.application import open_ledger  # noqa: PLC0415
     from projections.api import Reports  # noqa: PLC0415
@@ -205,6 +209,7 @@ def step_reports(args: argparse.Namespace) -> dict[str, Any]:
         out[label] = _latency(partial(reports.run, name, options), args.repeat)
     reports.close()
     ledger = open_ledger(args.url)
+    _define(ledger)
     audit = FunnelAudit(ledger)  # catches the projection up (it is, after the rebuild)
     first = date(2025, 11, 1)  # the 12 months to as_of
     october = date(2026, 10, 1)
@@ -214,12 +219,53 @@ def step_reports(args: argparse.Namespace) -> dict[str, Any]:
         "audit reconcile (1 month)": lambda: audit.reconcile(october, as_of),
         "audit sla (12 months)": lambda: audit.sla(months, first, as_of),
         "audit sla (1 month)": lambda: audit.sla(months, october, as_of),
+        "audit disagreements (12 months)": lambda: audit.disagreements(first, as_of),
+        "audit disagreements (1 month)": lambda: audit.disagreements(october, as_of),
+        "definitions whatif (1 month)": lambda: audit.whatif(DEFINITION, october, as_of),
     }
     for label, run in timed.items():
         out[label] = _latency(run, args.repeat)
     audit.close()
     ledger.close()
     return out
+
+
+DEFINITION = "bench-1"  # the version the reports step proposes and approves, once per ledger
+DEFINITION_TOML = f"""version = "{DEFINITION}"
+effective_from = 2024-11-01
+change_note = "the benchmark's definition: an MQL has a score of 60 and a fit of A to C"
+stages = ["inquiry", "mql", "sal", "sql", "sqo", "won", "lost"]
+terminal = ["won", "lost"]
+side = ["recycled", "disqualified"]
+[owners]
+marketing = "cmo"
+sales = "cro"
+[handoff]
+first_activity_within = "24h"
+[[transitions]]
+from = ["inquiry", "recycled"]
+to = "mql"
+rule = 'score >= 60 and fit in ("A", "B", "C")'
+"""
+
+
+def _define(ledger: Any) -> None:
+    """Propose and approve the bench's definition, unless the ledger has it already.
+
+    So that ``audit disagreements`` and ``definitions whatif`` judge the CRM's stage changes
+    against a rule, as they would in use (the generated ledger holds no definition).
+    """
+    from projections.definitions import Catalogue, DefinitionBook  # noqa: PLC0415
+
+    if DEFINITION in Catalogue.load(ledger).versions:
+        return
+    book = DefinitionBook(ledger)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"{DEFINITION}.toml"
+        path.write_text(DEFINITION_TOML)
+        book.propose(path, "cmo")
+    book.approve(DEFINITION, "marketing", "cmo")
+    book.approve(DEFINITION, "sales", "cro")
 
 
 def _latency(run: Callable[[], object], repeat: int) -> dict[str, float]:

@@ -34,7 +34,8 @@ def test_bench_smoke_run_reports_every_step(backend: str, tmp_path: Path, reques
     assert steps["ingest"]["events"] == results["events"] > 4000
     assert steps["rebuild"]["events"] == results["events"]
     assert {"inventory", "flow", "velocity", "anomalies"} <= set(steps["reports"])
-    assert {"audit reconcile (12 months)", "audit sla (1 month)"} <= set(steps["reports"])
+    assert {"audit reconcile (12 months)", "audit sla (1 month)", "audit disagreements (1 month)",
+            "definitions whatif (1 month)"} <= set(steps["reports"])
     assert "report audit reconcile (12 months)" in done.stdout
     latencies = [v for v in steps["reports"].values() if isinstance(v, dict)]
     assert all(v["p50_ms"] > 0 and v["p95_ms"] >= v["p50_ms"] and v["first_ms"] > 0
