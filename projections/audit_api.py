@@ -101,11 +101,12 @@ class FunnelAudit:
     def disagreements(self, start: date, end: date, *, per_lead: bool = False) -> Report:
         """``audit disagreements``."""
         span = span_of(start, end)
-        leads = self.histories.active(("stage_changed",), span)
+        # a rule sees a lead through the facts LeadView folds, the TRIGGERS, stage changes too
+        leads = self.histories.active(("stage_changed",), span, reading=TRIGGERS)
         return disagreements(leads, self.catalogue, span, per_lead=per_lead)
 
     def whatif(self, version: str, start: date, end: date, *, per_lead: bool = False) -> Report:
         """``definitions whatif``."""
         span = span_of(start, end)
-        leads = self.histories.active(TRIGGERS, span)
+        leads = self.histories.active(TRIGGERS, span, reading=TRIGGERS)
         return whatif(leads, self.catalogue, version, span, per_lead=per_lead)

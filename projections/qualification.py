@@ -171,16 +171,20 @@ class LeadHistories:
         yield from self._stream(self._query())
 
     def active(
-        self, type_names: Iterable[str], span: tuple[datetime, datetime]
+        self,
+        type_names: Iterable[str],
+        span: tuple[datetime, datetime],
+        reading: Iterable[str] | None = None,
     ) -> Iterator[tuple[str, list[Fact]]]:
         """The leads that may have a fact of ``type_names`` in ``span``, with their facts.
 
         Every lead with such a fact among its effective facts is yielded, in lead order, with
-        all its effective facts (streamed): the leads with a fact of those types recorded as
-        occurring in ``span``, and the leads of every fact an amendment moved in business time
-        (it may have moved into ``span``; ``rl_fact.occurred_us`` is None for such an
-        amendment). A retraction, or any other amendment, leaves a fact where it was or removes
-        it. Others may come too; a caller looks at the facts, as over :meth:`every`.
+        its effective facts of the types ``reading`` (None: all of them), streamed: the leads
+        with a fact of ``type_names`` recorded as occurring in ``span``, and the leads of every
+        fact an amendment moved in business time (it may have moved into ``span``;
+        ``rl_fact.occurred_us`` is None for such an amendment). A retraction, or any other
+        amendment, leaves a fact where it was or removes it. Others may come too; a caller
+        looks at the facts, as over :meth:`every`.
         """
         fact, family = self.tables["fact"].alias("f"), self.tables["family"].alias("m")
         start, end = to_us(span[0]), to_us(span[1])
@@ -195,7 +199,11 @@ class LeadHistories:
         leads = sa.select(family.c.subject).where(
             family.c.kind == "lead", family.c.root_id.in_(sa.union(in_span, moved))
         )
-        yield from self._stream(self._query().where(self.tables["family"].c.subject.in_(leads)))
+        query = self._query().where(self.tables["family"].c.subject.in_(leads))
+        if reading is not None:  # a family's rows are its root's type or corrections
+            kept = (*topics(*reading), *CORRECTION_TOPICS)
+            query = query.where(self.tables["fact"].c.topic.in_(kept))
+        yield from self._stream(query)
 
     def of_type(self, type_name: str) -> Iterator[tuple[str, list[Fact]]]:
         """Each lead with a fact of ``type_name``, with only those facts (effective, in order).
