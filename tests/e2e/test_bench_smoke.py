@@ -30,9 +30,12 @@ def test_bench_smoke_run_reports_every_step(backend: str, tmp_path: Path, reques
     assert done.returncode == 0, done.stderr
     results = json.loads(out.read_text())
     steps = results["backends"][backend]
-    assert set(steps) == {"raw-insert", "ingest", "raw-read", "rebuild", "reports"}
+    assert set(steps) == {"raw-insert", "ingest", "raw-read", "rebuild", "raw-rewrite", "reports"}
     assert steps["ingest"]["events"] == results["events"] > 4000
     assert steps["rebuild"]["events"] == results["events"]
+    assert steps["raw-rewrite"]["rows"] > results["events"]  # rl_fact alone has one per event
+    assert 0 < steps["raw-rewrite"]["ceiling_ratio"] <= 1
+    assert not list((tmp_path / "work" / backend).rglob("*.rewrite*"))  # the copy is gone
     assert {"inventory", "flow", "velocity", "anomalies"} <= set(steps["reports"])
     assert {"audit reconcile (12 months)", "audit sla (1 month)", "audit disagreements (1 month)",
             "definitions whatif (1 month)"} <= set(steps["reports"])
