@@ -219,6 +219,7 @@ def step_raw_rewrite(args: argparse.Namespace) -> dict[str, Any]:
     target = tables(copy_schema)
     writer = create_engine(parse_url(copy_url), writer=True)
     count, seconds, indexing = 0, 0.0, 0.0
+    per_table: dict[str, dict[str, float]] = {}  # rows and write seconds of each table
     try:
         with writer.begin() as conn:
             create_bare(conn, target)
@@ -227,12 +228,15 @@ def step_raw_rewrite(args: argparse.Namespace) -> dict[str, Any]:
             for name, table in source.by_name.items():
                 query = sa.select(table)
                 result = reading.execution_options(stream_results=True, yield_per=50_000)
+                mine = per_table[table.name] = {"rows": 0, "seconds": 0.0}
                 for chunk in result.execute(query).partitions():
                     rows = [tuple(row) for row in chunk]
                     started = time.perf_counter()
                     _write_raw(driver, config.backend, target[name], rows)
-                    seconds += time.perf_counter() - started
-                    count += len(rows)
+                    mine["seconds"] += time.perf_counter() - started
+                    mine["rows"] += len(rows)
+                seconds += mine["seconds"]
+                count += int(mine["rows"])
             started = time.perf_counter()
             create_indexes(writing, target)
             writing.commit()
@@ -253,6 +257,7 @@ def step_raw_rewrite(args: argparse.Namespace) -> dict[str, Any]:
         "write_seconds": seconds,
         "index_seconds": indexing,
         "per_second": count / total,
+        "tables": per_table,
     }
 
 
