@@ -25,8 +25,9 @@ from projections.store import ROW_COLUMNS, Row
 
 SQLITE_CACHE_KIB = 65_536  # page cache of the writer while it loads (default: 2 MiB)
 VARIABLES = 8192  # SQLite: parameters per multi-row INSERT (SQLite's own limit: 32,766)
-RANDOM_KEYS = ("fact", "family")  # tables whose primary key starts with a fact id
-_first = itemgetter(0)
+# The rows of these tables are sorted by their primary key before they are written, so that a
+# batch lands in the key's B-tree in order; rl_fact's come in key (ledger) order already.
+SORTED = {"family": itemgetter(1, 2, 0)}  # (root_id, kind, subject) by (kind, subject, root_id)
 
 
 def create_bare(conn: sa.Connection, t: Tables) -> None:
@@ -81,14 +82,14 @@ class Bulk:
     def write(self, conn: sa.Connection, batch: dict[str, list[Row]] | None = None) -> None:
         """Write ``batch`` (default: every waiting row) in ``conn``'s transaction.
 
-        The facts and families are keyed by random ids; sorted, a batch's rows land in the
+        The families are sorted by their key (:data:`SORTED`): a batch's rows land in the
         primary key's B-tree in order, each page visited once, not once per row.
         """
         for name, rows in (self.take() if batch is None else batch).items():
             if not rows:
                 continue
-            if name in RANDOM_KEYS:
-                rows.sort(key=_first)
+            if name in SORTED:
+                rows.sort(key=SORTED[name])
             if conn.dialect.name == "postgresql":
                 self._copy(conn, name, rows)
             else:

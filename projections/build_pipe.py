@@ -95,10 +95,6 @@ class Writer:
         self._pending.append(future)
         return future
 
-    def call(self, work: Callable[[sa.Connection], T]) -> T:
-        """Run ``work`` after everything queued before it, and return its result."""
-        return self.submit(work).result()
-
     def drain(self) -> None:
         """Wait for all queued work (raising the first error)."""
         while self._pending:

@@ -11,8 +11,12 @@ memory, up to ``budget`` facts; when it must make room, it derives the subject t
 and forgets its facts. Should a fact about such a subject turn up later, the subject is marked
 *spoiled*: its facts are all in ``rl_fact`` by then, so :func:`rederive_spoiled` re-derives it from
 the shadow tables at the end, replacing whatever was emitted for it, exactly as catch-up would.
-A correction whose family is no longer in memory is resolved from the shadow tables and spoils the
-subjects of that family the same way. Memory therefore stays small whatever the ledger's order:
+A correction whose family is no longer in memory is kept aside (:attr:`Scan.pending`): once the
+pass is over and the facts' indexes are built, :func:`resolve_pending` finds its family in the
+shadow tables, writes its rows and spoils the family's subjects the same way. So nothing is looked
+up by fact id during the load, and ``rl_fact`` and ``rl_family`` are written in the order of
+their keys (the ledger's position, the subject) rather than at random places of an id's index.
+Memory therefore stays small whatever the ledger's order:
 ``budget`` facts, plus a Bloom filter of the subjects already derived (sized for as many subjects
 as the ledger has facts, with 1% false positives: about 1.2 bytes per fact, 11 MiB at 10 million)
 and the names of the spoiled ones. A false positive only spoils a subject needlessly: it is then
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from itertools import groupby
 from typing import Any
 
@@ -52,7 +56,8 @@ from projections.store import (
 
 BUDGET = 50_000  # facts kept in memory (about 1.3 KiB each)
 FALSE_POSITIVES = 0.01  # of the filter of derived subjects, were every fact a subject of its own
-Lookup = Callable[[uuid.UUID], tuple[str, str, set[str]] | None]
+# A correction the scan could not place: its rl_fact row (root left out) and the fact itself.
+Pending = tuple[str, int, int | None, str, int, Fact]
 
 
 class Held:
@@ -77,16 +82,14 @@ class Held:
 class Scan:
     """Turns facts, in recording order, into the rows of every shadow table (see module doc)."""
 
-    def __init__(
-        self, out: Bulk, lookup: Lookup, budget: int = BUDGET, facts: int = 1_000_000
-    ) -> None:
-        """Emit rows into ``out``; ``lookup`` finds a stored fact's (root, kind, subjects).
+    def __init__(self, out: Bulk, budget: int = BUDGET, facts: int = 1_000_000) -> None:
+        """Emit rows into ``out``.
 
         ``facts``: how many facts the pass reads at most, which bounds the number of subjects.
         """
         self.out = out
         self.facts, self.families = out.rows["fact"], out.rows["family"]
-        self.lookup = lookup
+        self.pending: list[Pending] = []  # corrections of families no longer in memory
         self.budget = budget
         self.held: OrderedDict[Subject, list[Held]] = OrderedDict()  # least recently touched first
         self.by_id: dict[int, Held] = {}  # every fact in memory (id as int) -> its family
@@ -106,9 +109,10 @@ class Scan:
             fid = fact.originator_id  # fact.id, without the property call
             if is_correction(fact):
                 root = self._correction(fact)
-                if root is None:
-                    continue  # corrects a fact no projection uses
                 fact_id = fid.hex
+                if root is None:  # its family is not in memory: placed after the pass
+                    self.pending.append((fact_id, recorded, stated_us(fact), topic, position, fact))
+                    continue
             else:
                 kind = STORED_KINDS.get(fact.subject_field)
                 if kind is None:
@@ -142,18 +146,10 @@ class Scan:
         return self.spoiled
 
     def _correction(self, fact: Fact) -> str | None:
-        target = target_of(fact)
-        held = self.by_id.get(target.int)
+        """Add ``fact`` to its family in memory and return the root; None if not in memory."""
+        held = self.by_id.get(target_of(fact).int)
         if held is None:
-            found = self.lookup(target)
-            if found is None:
-                return None
-            root, kind, subjects = found
-            moved = moved_to(fact, FIELD_OF_KIND[kind])
-            self.families.extend((root, kind, s) for s in sorted(moved - subjects))
-            for subject in subjects | moved:
-                self._spoil((kind, subject))
-            return root
+            return None
         kind = held.kind
         new = sorted(moved_to(fact, FIELD_OF_KIND[kind]).difference(held.subjects))
         self.families.extend((held.root, kind, s) for s in new)
@@ -222,27 +218,68 @@ class Scan:
                 self._release(held)
 
 
-def lookup_in(conn: sa.Connection, t: Tables) -> Lookup:
-    """A :data:`Lookup` reading ``t`` through ``conn`` (rows must have been written first)."""
-    fact, family = t["fact"], t["family"]
-    root_query = (
-        sa.select(fact.c.root_id, family.c.kind)
-        .join(family, family.c.root_id == fact.c.root_id)
-        .where(fact.c.fact_id == sa.bindparam("target"))
-        .limit(1)
-    )
-    subjects_query = sa.select(family.c.subject).where(
-        family.c.root_id == sa.bindparam("root"), family.c.kind == sa.bindparam("kind")
-    )
+class FactIndex:
+    """Finds stored facts' families in the tables ``t`` (their rows must have been written)."""
 
-    def lookup(target: uuid.UUID) -> tuple[str, str, set[str]] | None:
-        row = conn.execute(root_query, {"target": target.hex}).first()
+    def __init__(self, conn: sa.Connection, t: Tables) -> None:
+        """Look facts up in the tables ``t``, through ``conn``."""
+        fact, family = t["fact"], t["family"]
+        self.conn = conn
+        self.root_query = (
+            sa.select(fact.c.root_id, family.c.kind)
+            .join(family, family.c.root_id == fact.c.root_id)
+            .where(fact.c.fact_id == sa.bindparam("target"))
+            .limit(1)
+        )
+        self.subjects_query = sa.select(family.c.subject).where(
+            family.c.root_id == sa.bindparam("root"), family.c.kind == sa.bindparam("kind")
+        )
+
+    def __call__(self, target: uuid.UUID) -> tuple[str, str, set[str]] | None:
+        """The (root, kind, subjects) of the stored fact ``target``; None if not stored."""
+        row = self.conn.execute(self.root_query, {"target": target.hex}).first()
         if row is None:
             return None
-        subjects = conn.execute(subjects_query, {"root": row.root_id, "kind": row.kind})
-        return row.root_id, row.kind, set(subjects.scalars())
+        return row.root_id, row.kind, self.subjects(row.root_id, row.kind)
 
-    return lookup
+    def subjects(self, root: str, kind: str) -> set[str]:
+        """The subjects of the family rooted at ``root``, of ``kind``, as stored."""
+        found = self.conn.execute(self.subjects_query, {"root": root, "kind": kind})
+        return set(found.scalars())
+
+
+def resolve_pending(
+    conn: sa.Connection, t: Tables, out: Bulk, pending: list[Pending]
+) -> set[Subject]:
+    """Place the corrections the scan kept aside; return the subjects they spoil.
+
+    In recording order, each finds its family through the fact it names (in the shadow tables,
+    whose indexes must be built, or among the corrections placed before it); its ``rl_fact``
+    row, and an ``rl_family`` row for each subject an amendment moves the family to, are left
+    in ``out``. A correction of a fact no projection uses is dropped, as catch-up drops it.
+    """
+    stored = FactIndex(conn, t)
+    placed: dict[str, tuple[str, str]] = {}  # correction placed here -> (root, kind)
+    added: dict[tuple[str, str], set[str]] = defaultdict(set)  # (root, kind) -> subjects added
+    spoiled: set[Subject] = set()
+    for fact_id, recorded, stated, topic, position, fact in pending:
+        target = target_of(fact)
+        if target.hex in placed:
+            root, kind = placed[target.hex]
+            subjects = stored.subjects(root, kind)
+        else:
+            found = stored(target)
+            if found is None:
+                continue
+            root, kind, subjects = found
+        subjects |= added[(root, kind)]
+        moved = moved_to(fact, FIELD_OF_KIND[kind]) - subjects
+        out.rows["family"].extend((root, kind, s) for s in sorted(moved))
+        added[(root, kind)] |= moved
+        spoiled.update((kind, s) for s in subjects | moved)
+        placed[fact_id] = (root, kind)
+        out.rows["fact"].append((fact_id, root, recorded, stated, topic, position))
+    return spoiled
 
 
 def rederive_spoiled(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import uuid
 from collections.abc import Callable, Iterable
 from functools import partial
 
@@ -24,11 +23,11 @@ from ledger.errors import StoreUnavailable
 from projections import build_split, ranks, rollup
 from projections.build_bulk import Bulk, create_bare, create_indexes, loading
 from projections.build_pipe import Writer, read_ahead
-from projections.build_scan import BUDGET, Scan, lookup_in, rederive_spoiled
+from projections.build_scan import BUDGET, Scan, rederive_spoiled, resolve_pending
 from projections.database import create_engine
 from projections.gc_pause import paused_gc
 from projections.schema import LATER, ROLLUPS, TABLES, Tables, tables, tracking_table
-from projections.store import Subject, read_stored, rederive, store_facts
+from projections.store import read_stored, rederive, store_facts
 
 NAME = "funnel"
 PAGE = 1000
@@ -259,14 +258,17 @@ class Projection:
     ) -> None:
         """Fill the shadow tables with the facts up to ``end`` and build their indexes.
 
-        One pass over the ledger (:meth:`_scan`), then the spoiled subjects again, from the
-        shadow tables (:mod:`projections.build_scan`), then the secondary indexes.
+        One pass over the ledger (:meth:`_scan`), then the corrections it could not place and
+        the spoiled subjects again, from the shadow tables (:mod:`projections.build_scan`), then
+        the secondary indexes.
         """
         with self.writer.connect() as conn, loading(conn), paused_gc():
-            spoiled = self._scan(conn, shadow, end, progress, subjects)
+            scan = self._scan(conn, shadow, end, progress, subjects)
             steps("indexing the loaded tables")
             create_indexes(conn, shadow, FACTS)
             out = Bulk(shadow, conn)
+            spoiled = scan.spoiled | resolve_pending(conn, shadow, out, scan.pending)
+            out.write(conn)
             for count in rederive_spoiled(conn, shadow, out, spoiled):
                 out.write(conn)
                 subjects(count)
@@ -276,14 +278,13 @@ class Projection:
 
     def _scan(
         self, conn: sa.Connection, shadow: Tables, end: int, progress: Progress, subjects: Progress
-    ) -> set[Subject]:
-        """The pass over the ledger up to ``end``; returns the subjects it spoiled.
+    ) -> Scan:
+        """The pass over the ledger up to ``end``; returns the scan (what it spoiled, and left).
 
         Read, derived and written on three threads (:mod:`projections.build_pipe`); rows are
         written and committed in batches of about ``FLUSH_ROWS``.
         """
         out = Bulk(shadow, conn)
-        stored = lookup_in(conn, shadow)
         with Writer(conn) as writer:
 
             def flush(*, everything: bool = True) -> None:
@@ -295,18 +296,7 @@ class Projection:
 
                 writer.submit(write)
 
-            def lookup(target: uuid.UUID) -> tuple[str, str, set[str]] | None:
-                flush()  # the fact may still be waiting in ``out``
-
-                def find(c: sa.Connection) -> tuple[str, str, set[str]] | None:
-                    try:
-                        return stored(target)
-                    finally:
-                        c.commit()  # SQLite: no write lock held until the next batch
-
-                return writer.call(find)
-
-            scan = Scan(out, lookup, self.budget, facts=end)
+            scan = Scan(out, self.budget, facts=end)
             derived = 0
             read = partial(read_stored, self.ledger, limit=READ_PAGE, stop=end)
             for page in read_ahead(read, end):
@@ -317,11 +307,11 @@ class Projection:
                 if scan.subjects > derived:
                     subjects(scan.subjects - derived)
                     derived = scan.subjects
-            spoiled = scan.finish()
+            scan.finish()
             flush()
         if scan.subjects > derived:
             subjects(scan.subjects - derived)
-        return spoiled
+        return scan
 
     def _analyze(self, conn: sa.Connection, t: Tables) -> None:
         """Refresh the planner's statistics of the tables ``t``.

@@ -18,6 +18,8 @@ from ledger.storage import LEDGER_EVENTS
 from projections.credit.tables import CREDIT_TABLES, define_credit_tables
 
 SHADOW = "__shadow"
+# A 64-bit integer key; on SQLite declared INTEGER, which makes it the table's rowid.
+ROWID = BigInteger().with_variant(Integer(), "sqlite")
 DERIVED = ("stay", "lead", "anomaly", "handoff", "accept", "opp", *CREDIT_TABLES)
 # per-day aggregates: projections.rollup
 ROLLUPS = (
@@ -73,16 +75,21 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
 
     text, big = String, BigInteger
     defined = {
+        # Keyed by what a rebuild writes in order (the ledger's position; a subject), not by
+        # the facts' random ids, whose B-trees a load of millions of rows visits page by page
+        # at random; the ids' indexes are built after the load (projections.build_scan).
         "fact": sa.Table(
             name("fact"),
             metadata,
-            Column("fact_id", String(32), primary_key=True),
+            Column("fact_id", String(32), nullable=False),
             Column("root_id", String(32), nullable=False),
             Column("recorded_us", big, nullable=False),
             # business time, as the fact states it (projections.corrections.stated_us)
             Column("occurred_us", big),
             Column("topic", text, nullable=False),
-            Column("position", big, nullable=False),  # the ledger's notification id
+            # the ledger's notification id (on SQLite, the table's own rowid)
+            Column("position", ROWID, primary_key=True, autoincrement=False),
+            Index(f"rl_fact_g{gen}_fact_id", "fact_id", unique=True),
             ix("fact", "root_id"),
             # the facts of some types that occurred in a span (LeadHistories.active)
             ix("fact", "topic", "occurred_us"),
@@ -90,10 +97,12 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
         "family": sa.Table(
             name("family"),
             metadata,
-            Column("root_id", String(32), primary_key=True),
-            Column("kind", String(8), primary_key=True),
-            Column("subject", text, primary_key=True),
-            ix("family", "kind", "subject"),
+            Column("root_id", String(32), nullable=False),
+            Column("kind", String(8), nullable=False),
+            Column("subject", text, nullable=False),
+            sa.PrimaryKeyConstraint("kind", "subject", "root_id"),
+            ix("family", "root_id"),
+            sqlite_with_rowid=False,
         ),
         "stay": sa.Table(
             name("stay"),

@@ -41,3 +41,15 @@ def project_funnel(
     projection.catch_up()
     projection.close()
     ledger.close()
+
+
+def restore_fact_bytes_layout(conn: Any, table: str) -> None:
+    """Make ``rl_fact`` (``table``, quoted) as revledger built it before ``rl_fact.position``.
+
+    Keyed by the fact id, with a copy of each fact's stored bytes instead of its position.
+    """
+    conn.exec_driver_sql(f"DROP TABLE {table}")
+    conn.exec_driver_sql(
+        f"CREATE TABLE {table} (fact_id VARCHAR(32) PRIMARY KEY, root_id VARCHAR(32) NOT NULL, "
+        "recorded_us BIGINT NOT NULL, topic VARCHAR NOT NULL, state BYTEA)"
+    )

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ledger import open_ledger, parse_fact
+from tests.factories import restore_fact_bytes_layout
 
 REPORTS = ("inventory", "flow", "conversion", "velocity", "anomalies")
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -178,12 +179,15 @@ def test_project_on_an_outdated_projection_says_one_line(ledger_url):
 
     engine = sa.create_engine(ledger_url)
     with engine.begin() as conn:  # as an older revledger built it
-        conn.exec_driver_sql("ALTER TABLE rl_fact DROP COLUMN position")
+        restore_fact_bytes_layout(conn, "rl_fact")
     engine.dispose()
     result = revledger(ledger_url, "project")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "error: the projection lacks rl_fact.position; run 'revledger rebuild' once"
+        (
+            "error: the projection lacks rl_fact.occurred_us, rl_fact.position; "
+            "run 'revledger rebuild' once"
+        )
     ]
     assert revledger(ledger_url, "rebuild").returncode == 0
     assert revledger(ledger_url, "project").returncode == 0

@@ -25,6 +25,7 @@ from projections.periods import Calendar
 from projections.reading import Reader
 from projections.runner import Projection
 from projections.window import ReportOptions, Window
+from tests.factories import restore_fact_bytes_layout
 
 RETRACTED_AT = "2025-04-01T09:00:00Z"
 
@@ -337,9 +338,7 @@ def test_audit_refuses_a_projection_from_before_fact_positions(url):
     fact = reader.tables["fact"]
     quote = reader.engine.dialect.identifier_preparer
     with reader.engine.begin() as conn:
-        conn.exec_driver_sql(
-            f"ALTER TABLE {quote.format_table(fact)} DROP COLUMN {quote.quote('position')}"
-        )
+        restore_fact_bytes_layout(conn, quote.format_table(fact))
     with pytest.raises(ReportError, match=r"predates rl_fact\.position; run 'revledger rebuild'"):
         audit_deal(reader, Window.resolve(options()), "O1")
     reader.close()

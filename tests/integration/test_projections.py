@@ -22,6 +22,7 @@ from projections.periods import Calendar
 from projections.runner import Projection
 from projections.schema import TABLES, tables
 from projections.window import ReportOptions
+from tests.factories import restore_fact_bytes_layout
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 OPTIONS_KW: dict[str, Any] = {
@@ -157,11 +158,10 @@ def test_a_projection_holding_fact_bytes_asks_for_a_rebuild(db_url):
     fact = projection.live["fact"]
     quote = projection.writer.dialect.identifier_preparer
     with projection.writer.begin() as conn:  # the old layout: a copy of each stored state
-        table = quote.format_table(fact)
-        conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {quote.quote('position')}")
-        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {quote.quote('state')} BYTEA")
+        restore_fact_bytes_layout(conn, quote.format_table(fact))
     ledger.record([move(900, "L900", "mql", 3)])
-    with pytest.raises(StoreUnavailable, match=r"lacks rl_fact\.position; run 'revledger rebuild'"):
+    lacks = r"lacks rl_fact\.occurred_us, rl_fact\.position; run 'revledger rebuild'"
+    with pytest.raises(StoreUnavailable, match=lacks):
         projection.catch_up()
     before = inventory(db_url)
     projection.rebuild()
