@@ -5,7 +5,9 @@ A rebuild writes millions of rows into empty ``__shadow`` tables. Going through 
 column order of :data:`projections.store.ROW_COLUMNS`) and are written with SQLite's
 ``executemany`` or PostgreSQL's ``COPY``. The shadow tables are created without their secondary
 indexes, which are built once the rows are in (a sort instead of one B-tree insert per row and
-index); primary keys stay, so lookups during the load are indexed.
+index). Their primary keys are the order the rebuild writes in (``rl_fact``'s the ledger position,
+``rl_family``'s the subject), so the load appends to their B-trees; nothing is looked up by a
+fact's id until its index is built (:mod:`projections.build_scan`).
 """
 
 from __future__ import annotations
