@@ -193,11 +193,12 @@ def step_rebuild(args: argparse.Namespace) -> dict[str, Any]:
 def step_raw_rewrite(args: argparse.Namespace) -> dict[str, Any]:
     """Write the rows the rebuild wrote again, raw: the store's limit for the rebuild's output.
 
-    Every projection table of the rebuilt store is read back in chunks of 50,000 rows and
-    written into an empty copy of it (its primary key only, as the rebuild's shadow tables are
-    created) with SQLite ``executemany`` in 50,000-row transactions / PostgreSQL ``COPY``; then
-    the copy's secondary indexes are built. Only the writes, commits and index builds are
-    timed. The copy is a sibling SQLite file / a sibling schema, removed afterwards.
+    Every projection table of the rebuilt store is read back in chunks of 50,000 rows, in the
+    order of its primary key, and written into an empty copy of it (its primary key only, as
+    the rebuild's shadow tables are created) with SQLite ``executemany`` in 50,000-row
+    transactions / PostgreSQL ``COPY``; then the copy's secondary indexes are built. Only the
+    writes, commits and index builds are timed. The copy is a sibling SQLite file / a sibling
+    schema, removed afterwards.
     """
     import sqlalchemy as sa  # noqa: PLC0415
 
@@ -226,7 +227,7 @@ def step_raw_rewrite(args: argparse.Namespace) -> dict[str, Any]:
         with engine.connect() as reading, writer.connect() as writing:
             driver: Any = writing.connection.driver_connection
             for name, table in source.by_name.items():
-                query = sa.select(table)
+                query = sa.select(table).order_by(*table.primary_key.columns)  # key order
                 result = reading.execution_options(stream_results=True, yield_per=50_000)
                 mine = per_table[table.name] = {"rows": 0, "seconds": 0.0}
                 for chunk in result.execute(query).partitions():
