@@ -17,13 +17,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import chain
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateTable
 
+from projections import store  # a module: store imports rollup, which imports this
 from projections.schema import Tables
-from projections.store import ROW_COLUMNS, Row
+
+if TYPE_CHECKING:
+    from projections.store import Row
 
 SQLITE_CACHE_KIB = 65_536  # page cache of the writer while it loads (default: 2 MiB)
 VARIABLES = 8192  # SQLite: parameters per multi-row INSERT (SQLite's own limit: 32,766)
@@ -51,14 +54,15 @@ class Bulk:
     def __init__(self, t: Tables, conn: sa.Connection | None = None) -> None:
         """Buffer rows for the tables of ``t``, to be written through connections like ``conn``."""
         self.t = t
-        self.rows: dict[str, list[Row]] = {name: [] for name in ROW_COLUMNS if name in t.by_name}
+        names = [name for name in store.ROW_COLUMNS if name in t.by_name]
+        self.rows: dict[str, list[Row]] = {name: [] for name in names}
         self._statements: dict[str, str] = {}
         self.per_statement: dict[str, int] = {}  # SQLite: rows per multi-row INSERT
         if conn is not None and conn.dialect.name == "sqlite":
             driver: Any = conn.connection.driver_connection
             limit = min(VARIABLES, driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
             self.per_statement = {
-                name: max(1, limit // len(ROW_COLUMNS[name])) for name in self.rows
+                name: max(1, limit // len(store.ROW_COLUMNS[name])) for name in self.rows
             }
 
     def __len__(self) -> int:
@@ -117,19 +121,19 @@ class Bulk:
             conn.exec_driver_sql(self._statement(conn, name, 1), rows[whole:])
 
     def _target(self, conn: sa.Connection, name: str) -> str:
-        return target(conn, self.t[name], ROW_COLUMNS[name])
+        return target(conn, self.t[name], store.ROW_COLUMNS[name])
 
     def _statement(self, conn: sa.Connection, name: str, count: int) -> str:
         key = f"{name}*{count}"
         if key not in self._statements:
-            row = f"({', '.join('?' * len(ROW_COLUMNS[name]))})"
+            row = f"({', '.join('?' * len(store.ROW_COLUMNS[name]))})"
             into = self._target(conn, name)  # quoted names from the table metadata
             values = ", ".join([row] * count)
             self._statements[key] = f"INSERT INTO {into} VALUES {values}"  # noqa: S608
         return self._statements[key]
 
     def _copy(self, conn: sa.Connection, name: str, rows: list[Row]) -> None:
-        copy_rows(conn, self.t[name], ROW_COLUMNS[name], rows)
+        copy_rows(conn, self.t[name], store.ROW_COLUMNS[name], rows)
 
 
 def target(conn: sa.Connection, table: sa.Table, columns: Sequence[str]) -> str:

@@ -74,8 +74,10 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from projections import ranks
-from projections.build_bulk import copy_rows, create_indexes
+from projections import (
+    build_bulk,  # a module: build_bulk imports store, which imports this
+    ranks,
+)
 from projections.credit.data import CreditData
 from projections.credit.decide import as_deal, channels_of
 from projections.credit.kept import CREDIT_KEY, Counts, amount_counts, credit_counts, deal_data
@@ -902,7 +904,7 @@ def _build_per_lead(conn: sa.Connection, t: Tables) -> None:
     writer.add_rows((*key, *counts) for key, counts in sums.items())
     writer.flush()
     samples.flush()
-    create_indexes(conn, t, INDEXED_WHEN_FILLED)
+    build_bulk.create_indexes(conn, t, INDEXED_WHEN_FILLED)
     _build_durations(conn, t)
 
 
@@ -1096,11 +1098,11 @@ class _Writer:
         if not self.rows:
             return
         if self.stage is not None:
-            copy_rows(self.conn, self.stage, self.columns, self.rows)
+            build_bulk.copy_rows(self.conn, self.stage, self.columns, self.rows)
             self.conn.exec_driver_sql(self.statement)
             self.conn.exec_driver_sql(f"TRUNCATE {self.stage.name}")
         elif self.copying:
-            copy_rows(self.conn, self.table, self.columns, self.rows)
+            build_bulk.copy_rows(self.conn, self.table, self.columns, self.rows)
         else:
             cursor = self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             cursor.executemany(self.statement, self.rows)
