@@ -12,8 +12,9 @@ and forgets its facts. Should a fact about such a subject turn up later, the sub
 *spoiled*: its facts are all in ``rl_fact`` by then, so :func:`rederive_spoiled` re-derives it from
 the shadow tables at the end, replacing whatever was emitted for it, exactly as catch-up would.
 A correction whose family is no longer in memory is kept aside (:attr:`Scan.pending`): once the
-pass is over and the facts' indexes are built, :func:`resolve_pending` finds its family in the
-shadow tables, writes its rows and spoils the family's subjects the same way. So nothing is looked
+pass is over and the facts' indexes are built, the rebuild stores those corrections in the shadow
+tables as catch-up stores any fact (:func:`projections.store.store_facts`), and the subjects of
+their families are spoiled the same way. So nothing is looked
 up by fact id during the load, and ``rl_fact`` and ``rl_family`` are written in the order of
 their keys (the ledger's position, the subject) rather than at random places of an id's index.
 Memory therefore stays small whatever the ledger's order:
@@ -27,7 +28,6 @@ is decoded once.
 
 from __future__ import annotations
 
-import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from itertools import groupby
@@ -56,8 +56,6 @@ from projections.store import (
 
 BUDGET = 50_000  # facts kept in memory (about 1.3 KiB each)
 FALSE_POSITIVES = 0.01  # of the filter of derived subjects, were every fact a subject of its own
-# A correction the scan could not place: its rl_fact row (root left out) and the fact itself.
-Pending = tuple[str, int, int | None, str, int, Fact]
 
 
 class Held:
@@ -89,7 +87,7 @@ class Scan:
         """
         self.out = out
         self.facts, self.families = out.rows["fact"], out.rows["family"]
-        self.pending: list[Pending] = []  # corrections of families no longer in memory
+        self.pending: list[Stored] = []  # corrections of families no longer in memory
         self.budget = budget
         self.held: OrderedDict[Subject, list[Held]] = OrderedDict()  # least recently touched first
         self.by_id: dict[int, Held] = {}  # every fact in memory (id as int) -> its family
@@ -102,17 +100,17 @@ class Scan:
         """Take in one page of facts."""
         facts, families, by_id, held_now = self.facts, self.families, self.by_id, self.held
         stamp, recorded = None, 0  # facts recorded in one batch share their ledger time
-        for position, fact, topic, _ in page:
+        for position, fact, topic, state in page:
             if fact.timestamp != stamp:  # fact.recorded_at, without the property call
                 stamp = fact.timestamp
                 recorded = to_us(stamp)
             fid = fact.originator_id  # fact.id, without the property call
             if is_correction(fact):
                 root = self._correction(fact)
-                fact_id = fid.hex
-                if root is None:  # its family is not in memory: placed after the pass
-                    self.pending.append((fact_id, recorded, stated_us(fact), topic, position, fact))
+                if root is None:  # its family is not in memory: stored after the pass
+                    self.pending.append(Stored(position, fact, topic, state))
                     continue
+                fact_id = fid.hex
             else:
                 kind = STORED_KINDS.get(fact.subject_field)
                 if kind is None:
@@ -216,70 +214,6 @@ class Scan:
                 self.count -= 1
             else:
                 self._release(held)
-
-
-class FactIndex:
-    """Finds stored facts' families in the tables ``t`` (their rows must have been written)."""
-
-    def __init__(self, conn: sa.Connection, t: Tables) -> None:
-        """Look facts up in the tables ``t``, through ``conn``."""
-        fact, family = t["fact"], t["family"]
-        self.conn = conn
-        self.root_query = (
-            sa.select(fact.c.root_id, family.c.kind)
-            .join(family, family.c.root_id == fact.c.root_id)
-            .where(fact.c.fact_id == sa.bindparam("target"))
-            .limit(1)
-        )
-        self.subjects_query = sa.select(family.c.subject).where(
-            family.c.root_id == sa.bindparam("root"), family.c.kind == sa.bindparam("kind")
-        )
-
-    def __call__(self, target: uuid.UUID) -> tuple[str, str, set[str]] | None:
-        """The (root, kind, subjects) of the stored fact ``target``; None if not stored."""
-        row = self.conn.execute(self.root_query, {"target": target.hex}).first()
-        if row is None:
-            return None
-        return row.root_id, row.kind, self.subjects(row.root_id, row.kind)
-
-    def subjects(self, root: str, kind: str) -> set[str]:
-        """The subjects of the family rooted at ``root``, of ``kind``, as stored."""
-        found = self.conn.execute(self.subjects_query, {"root": root, "kind": kind})
-        return set(found.scalars())
-
-
-def resolve_pending(
-    conn: sa.Connection, t: Tables, out: Bulk, pending: list[Pending]
-) -> set[Subject]:
-    """Place the corrections the scan kept aside; return the subjects they spoil.
-
-    In recording order, each finds its family through the fact it names (in the shadow tables,
-    whose indexes must be built, or among the corrections placed before it); its ``rl_fact``
-    row, and an ``rl_family`` row for each subject an amendment moves the family to, are left
-    in ``out``. A correction of a fact no projection uses is dropped, as catch-up drops it.
-    """
-    stored = FactIndex(conn, t)
-    placed: dict[str, tuple[str, str]] = {}  # correction placed here -> (root, kind)
-    added: dict[tuple[str, str], set[str]] = defaultdict(set)  # (root, kind) -> subjects added
-    spoiled: set[Subject] = set()
-    for fact_id, recorded, stated, topic, position, fact in pending:
-        target = target_of(fact)
-        if target.hex in placed:
-            root, kind = placed[target.hex]
-            subjects = stored.subjects(root, kind)
-        else:
-            found = stored(target)
-            if found is None:
-                continue
-            root, kind, subjects = found
-        subjects |= added[(root, kind)]
-        moved = moved_to(fact, FIELD_OF_KIND[kind]) - subjects
-        out.rows["family"].extend((root, kind, s) for s in sorted(moved))
-        added[(root, kind)] |= moved
-        spoiled.update((kind, s) for s in subjects | moved)
-        placed[fact_id] = (root, kind)
-        out.rows["fact"].append((fact_id, root, recorded, stated, topic, position))
-    return spoiled
 
 
 def rederive_spoiled(

@@ -8,8 +8,8 @@ funnel projection's fact index (``rl_fact``/``rl_family``), which is caught up f
 
 A report about a span of business time reads only the leads that may have a fact of the types
 it asks about in that span (:meth:`LeadHistories.active`): ``rl_fact`` keeps each fact's
-business time and type, indexed together. An amendment can move a fact's business time, so a
-lead with any corrected fact is always read; the report then looks at its effective facts.
+business time and type, indexed together. An amendment can move a fact's business time, so the
+lead of a fact so moved is always read; the report then looks at its effective facts.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from ledger.errors import StoreUnavailable
 from projections import build_split, ranks, rollup
 from projections.build_bulk import Bulk, create_bare, create_indexes, loading
 from projections.build_pipe import Writer, read_ahead
-from projections.build_scan import BUDGET, Scan, rederive_spoiled, resolve_pending
+from projections.build_scan import BUDGET, Scan, rederive_spoiled
 from projections.database import create_engine
 from projections.gc_pause import paused_gc
 from projections.schema import LATER, ROLLUPS, TABLES, Tables, tables, tracking_table
@@ -266,9 +266,8 @@ class Projection:
             scan = self._scan(conn, shadow, end, progress, subjects)
             steps("indexing the loaded tables")
             create_indexes(conn, shadow, FACTS)
+            spoiled = scan.spoiled | store_facts(conn, shadow, scan.pending)  # as catch-up does
             out = Bulk(shadow, conn)
-            spoiled = scan.spoiled | resolve_pending(conn, shadow, out, scan.pending)
-            out.write(conn)
             for count in rederive_spoiled(conn, shadow, out, spoiled):
                 out.write(conn)
                 subjects(count)

@@ -70,8 +70,8 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
     def name(table: str) -> str:
         return f"rl_{table}{suffix}"
 
-    def ix(table: str, *columns: str) -> Index:
-        return Index(f"rl_{table}_g{gen}_{'_'.join(columns)}", *columns)
+    def ix(table: str, *columns: str, unique: bool = False) -> Index:
+        return Index(f"rl_{table}_g{gen}_{'_'.join(columns)}", *columns, unique=unique)
 
     text, big = String, BigInteger
     defined = {
@@ -89,7 +89,7 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("topic", text, nullable=False),
             # the ledger's notification id (on SQLite, the table's own rowid)
             Column("position", ROWID, primary_key=True, autoincrement=False),
-            Index(f"rl_fact_g{gen}_fact_id", "fact_id", unique=True),
+            ix("fact", "fact_id", unique=True),
             ix("fact", "root_id"),
             # the facts of some types that occurred in a span (LeadHistories.active)
             ix("fact", "topic", "occurred_us"),

@@ -196,7 +196,8 @@ def step_raw_rewrite(args: argparse.Namespace) -> dict[str, Any]:
     Every projection table of the rebuilt store is read back in chunks of 50,000 rows, in the
     order of its primary key, and written into an empty copy of it (its primary key only, as
     the rebuild's shadow tables are created) with SQLite ``executemany`` in 50,000-row
-    transactions / PostgreSQL ``COPY``; then the copy's secondary indexes are built. Only the
+    transactions / PostgreSQL ``COPY`` (:func:`projections.build_bulk.copy_rows`, as the
+    rebuild's roll-ups do); then the copy's secondary indexes are built. Only the
     writes, commits and index builds are timed. The copy is a sibling SQLite file / a sibling
     schema, removed afterwards.
     """
@@ -225,7 +226,6 @@ def step_raw_rewrite(args: argparse.Namespace) -> dict[str, Any]:
         with writer.begin() as conn:
             create_bare(conn, target)
         with engine.connect() as reading, writer.connect() as writing:
-            driver: Any = writing.connection.driver_connection
             for name, table in source.by_name.items():
                 query = sa.select(table).order_by(*table.primary_key.columns)  # key order
                 result = reading.execution_options(stream_results=True, yield_per=50_000)
@@ -233,7 +233,7 @@ def step_raw_rewrite(args: argparse.Namespace) -> dict[str, Any]:
                 for chunk in result.execute(query).partitions():
                     rows = [tuple(row) for row in chunk]
                     started = time.perf_counter()
-                    _write_raw(driver, config.backend, target[name], rows)
+                    _write_raw(writing, target[name], rows)
                     mine["seconds"] += time.perf_counter() - started
                     mine["rows"] += len(rows)
                 seconds += mine["seconds"]
@@ -262,18 +262,18 @@ def step_raw_rewrite(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _write_raw(driver: Any, backend: str, table: Any, rows: list[tuple[Any, ...]]) -> None:
+def _write_raw(conn: Any, table: Any, rows: list[tuple[Any, ...]]) -> None:
     """``rows`` into ``table`` in one transaction: ``executemany`` or ``COPY``."""
-    name = f'"{table.name}"' if table.schema is None else f'{table.schema}."{table.name}"'
-    if backend == "sqlite":
-        marks = ",".join("?" * len(table.columns))
-        driver.execute("BEGIN")
-        driver.executemany(f"INSERT INTO {name} VALUES ({marks})", rows)  # noqa: S608 - our tables
-        driver.execute("COMMIT")
-        return
-    with driver.transaction(), driver.cursor().copy(f"COPY {name} FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+    from projections.build_bulk import copy_rows, target  # noqa: PLC0415
+
+    columns = [column.name for column in table.columns]
+    if conn.dialect.name == "postgresql":
+        copy_rows(conn, table, columns, rows)
+    else:
+        marks = ",".join("?" * len(columns))
+        statement = f"INSERT INTO {target(conn, table, columns)} VALUES ({marks})"  # noqa: S608
+        conn.exec_driver_sql(statement, rows)  # executemany, in the transaction it begins
+    conn.commit()
 
 
 def step_reports(args: argparse.Namespace) -> dict[str, Any]:

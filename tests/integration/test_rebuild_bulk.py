@@ -309,7 +309,7 @@ def test_the_scan_forgets_every_fact_it_let_go_of():
         # a correction whose family was let go of waits for the shadow tables, every other
         # fact has its row
         assert len(out.rows["fact"]) + len(scan.pending) == len(facts)
-        assert {p[0] for p in scan.pending}.isdisjoint(row[0] for row in out.rows["fact"])
+        assert {p.fact.id.hex for p in scan.pending}.isdisjoint(r[0] for r in out.rows["fact"])
         subjects = {(kind, subject) for _, kind, subject in out.rows["family"]}
         assert scan.spoiled <= subjects  # left for the shadow tables; every other one derived:
         assert all(key in scan.derived for key in subjects - scan.spoiled)
