@@ -54,6 +54,18 @@ class Placement:
     handed_off_at: datetime | None
 
 
+def sla_in_force(
+    at: sa.ColumnElement[int], slas: Sequence[tuple[int, int]], default_sla: int
+) -> sa.ColumnElement[int]:
+    """The SLA in force at ``at``, in SQL: ``slas`` (from, SLA) in the order they take effect.
+
+    The last one taken effect by ``at`` is in force, ``default_sla`` before any (microseconds).
+    """
+    if not slas:
+        return sa.literal(default_sla)
+    return sa.case(*((at >= since, value) for since, value in reversed(slas)), else_=default_sla)
+
+
 def classified(
     t: Tables, span: tuple[int, int], slas: Sequence[tuple[int, int]], default_sla: int
 ) -> tuple[sa.Select[Any], sa.Select[Any]]:
@@ -68,11 +80,7 @@ def classified(
     start, end = span
     handoff, accept = t["handoff"], t["accept"]
     h, a = handoff.c, accept.c
-    sla = (
-        sa.case(*((h.at_us >= since, value) for since, value in reversed(slas)), else_=default_sla)
-        if slas
-        else sa.literal(default_sla)
-    )
+    sla = sla_in_force(h.at_us, slas, default_sla)
     reason = sa.case(
         (sa.or_(h.accepted_from_us < end, h.accepted_before_us >= start), MATCHED),
         (h.duplicate, "duplicate"),

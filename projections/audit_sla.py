@@ -3,27 +3,40 @@
 A hand-off (``handed_off``) starts the clock; the first ``sales_activity_recorded`` at or after
 it stops it. A hand-off breaches its SLA when no activity came within the SLA of the definition
 in force at the hand-off (24 hours without one). Hours are business-time hours.
-See docs/definitions.md, "SLA". Each hand-off, with its first sales activity, is a projected row
-(``rl_handoff``, :mod:`projections.leads`): :func:`read_sla` reads the period's, as known now.
+See docs/definitions.md, "SLA". Each hand-off, with its first sales activity and the delay to it,
+is a projected row (``rl_handoff``, :mod:`projections.leads`), as known now.
+
+By month or quarter, the database counts and ranks (:func:`monthly_report`): one grouped count
+per period, then each group's middle and 90th-percentile delays, each one range of the index on
+(month, team, owner, delay), cut at the rank; nothing is read per hand-off. By day or week,
+:func:`read_sla` reads the period's hand-offs and :func:`sla_report` groups them here (a short
+period's lookups would each walk its whole month). Both give the same rows.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from projections.periods import FOREVER, UTC_ZONE, Calendar
+from projections.audit_reconcile import sla_in_force
+from projections.database import driver_mark
+from projections.periods import FOREVER, UTC_ZONE, Calendar, to_us
+from projections.ranks import RANKS_PER_QUERY, compound
 from projections.report import Report
 from projections.schema import Tables
+from projections.window import day_of, month_of, next_month
 
 DAY_US = 86_400_000_000
 COLUMNS = ["period", "team", "owner", "handoffs", "acted", "breaches", "breach_rate",
            "median_hours", "p90_hours"]  # fmt: skip
+MONTHLY = ("month", "quarter")  # the calendars whose periods monthly_report counts and ranks
+MONTHS_PER_LOOKUP = 4  # a quarter, in any timezone, meets at most four UTC months
 
 
 def _p90(values: list[float]) -> float:
@@ -67,7 +80,6 @@ def sla_report(
 
     ``sla_of`` gives the SLA of a hand-off at a time, both in microseconds.
     """
-    start, end = span
     groups: dict[tuple[str, str, str], list[tuple[float | None, bool]]] = defaultdict(list)
     label = _labeller(calendar)
     for at, team, owner, first in handoffs:
@@ -85,5 +97,169 @@ def sla_report(
             round(statistics.median(acted), 1) if acted else None,
             round(_p90(acted), 1) if acted else None,
         ])  # fmt: skip
+    return _report(rows, calendar, span)
+
+
+def _report(rows: list[list[Any]], calendar: Calendar, span: tuple[datetime, datetime]) -> Report:
+    start, end = span
     notes = [f"hand-offs from {start:%Y-%m-%d} to {end:%Y-%m-%d} (exclusive), by {calendar.kind}"]
     return Report("SLA: time to first sales activity", COLUMNS, rows, notes)
+
+
+@dataclass(frozen=True)
+class _Group:
+    """One (period, team, owner) of :func:`monthly_report`, as the database counted it."""
+
+    label: str
+    start: int  # the period cut to the span, [start, end) in microseconds
+    end: int
+    months: tuple[int, ...]  # the UTC months it meets (their first days)
+    team: str | None
+    owner: str
+    handoffs: int
+    acted: int
+    breaches: int
+
+    def ranks(self) -> tuple[list[int], int]:
+        """The 0-based ranks of the acted delays the median averages, and of the p90."""
+        n = self.acted
+        middle = [n // 2] if n % 2 else [n // 2 - 1, n // 2]
+        return middle, min(n - 1, int(0.9 * n))
+
+
+def periods_in(calendar: Calendar, span: tuple[int, int]) -> list[tuple[str, int, int]]:
+    """The calendar's periods that meet ``span`` ([start, end), microseconds), each cut to it."""
+    start, end = span
+    out = []
+    first = calendar.bucket(start)
+    while (period := calendar.period(first)).start < end:
+        out.append((period.label, max(period.start, start), min(period.end, end)))
+        first = calendar.following(first)
+    return out
+
+
+def _months(start: int, end: int) -> tuple[int, ...]:
+    """The first days of the UTC months that ``[start, end)`` meets."""
+    month, last = month_of(day_of(start)), month_of(day_of(end - 1))
+    months = [month]
+    while month < last:
+        month = next_month(month)
+        months.append(month)
+    return tuple(months)
+
+
+def monthly_report(
+    conn: sa.Connection,
+    t: Tables,
+    calendar: Calendar,
+    span: tuple[datetime, datetime],
+    slas: tuple[Sequence[tuple[int, int]], int],
+) -> Report:
+    """:func:`sla_report`'s rows, counted and ranked by the database (module doc).
+
+    ``slas``: (from, SLA) of each version in the order they take effect, and the SLA before
+    any, in microseconds (:func:`~projections.audit_reconcile.sla_in_force`).
+    """
+    start, end = span
+    groups = _counted(conn, t, periods_in(calendar, (to_us(start), to_us(end))), slas)
+    lookups = []
+    for g in groups:
+        if g.acted:
+            middle, tenth = g.ranks()
+            lookups += [(g, rank) for rank in (*middle, tenth)]
+    delays = _delays(conn, t, lookups)
+    rows, at = [], 0
+    for g in groups:
+        median: float | None = None
+        p90: float | None = None
+        if g.acted:
+            middle, _ = g.ranks()
+            hours = [d / 1_000_000 / 3600 for d in delays[at : at + len(middle) + 1]]
+            at += len(middle) + 1
+            median = round(hours[0] if len(middle) == 1 else (hours[0] + hours[1]) / 2, 1)
+            p90 = round(hours[-1], 1)
+        rows.append([
+            g.label, g.team or "(none)", g.owner, g.handoffs, g.acted, g.breaches,
+            g.breaches / g.handoffs, median, p90,
+        ])  # fmt: skip
+    rows.sort(key=lambda row: row[:3])
+    return _report(rows, calendar, span)
+
+
+def _counted(
+    conn: sa.Connection,
+    t: Tables,
+    periods: list[tuple[str, int, int]],
+    slas: tuple[Sequence[tuple[int, int]], int],
+) -> list[_Group]:
+    """Each period's hand-offs, acted ones and breaches per (team, owner): one query a period."""
+    h = t["handoff"].c
+    late = sa.or_(h.delay_us.is_(None), h.delay_us > sla_in_force(h.at_us, *slas))
+    query = (
+        sa.select(
+            h.team,
+            h.to_owner,
+            sa.func.count(),
+            sa.func.count(h.delay_us),
+            sa.func.sum(sa.case((late, 1), else_=0)),
+        )
+        .where(
+            h.known_to == FOREVER,
+            h.month.in_(sa.bindparam("months", expanding=True)),
+            h.at_us >= sa.bindparam("start"),
+            h.at_us < sa.bindparam("end"),
+        )
+        .group_by(h.team, h.to_owner)
+    )
+    groups = []
+    for label, start, end in periods:
+        months = _months(start, end)
+        found = conn.execute(query, {"months": list(months), "start": start, "end": end})
+        groups += [
+            _Group(label, start, end, months, team, owner, n, acted, int(late))
+            for team, owner, n, acted, late in found
+        ]
+    return groups
+
+
+def _delays(conn: sa.Connection, t: Tables, lookups: list[tuple[_Group, int]]) -> list[int]:
+    """The acted delay at each (group, 0-based rank), in microseconds.
+
+    Each is one range of the index on (known_to, month, team, owner, delay, at): within one
+    month the range is in delay order, cut at the rank; over several (a quarter, or a month in
+    another timezone than UTC) the database sorts the group's delays. As velocity's ranks, the
+    statements are written once and run many to a query (:func:`~projections.ranks.compound`).
+    """
+    arms: dict[tuple[bool, bool], list[list[object]]] = defaultdict(list)
+    for i, (g, rank) in enumerate(lookups):
+        one = len(g.months) == 1
+        padded = [*g.months, *[g.months[-1]] * MONTHS_PER_LOOKUP]  # an IN list of fixed length
+        months = padded[:1] if one else padded[:MONTHS_PER_LOOKUP]
+        team = [] if g.team is None else [g.team]
+        arm = [i, FOREVER, *months, *team, g.owner, g.start, g.end, rank]
+        arms[(one, g.team is None)].append(arm)
+    found = [0] * len(lookups)
+    for (one, teamless), chosen in arms.items():
+        statement = _rank_statement(conn, t["handoff"], one_month=one, teamless=teamless)
+        for i, delay in compound(conn, statement, chosen, RANKS_PER_QUERY):
+            found[i] = int(delay)
+    return found
+
+
+def _rank_statement(
+    conn: sa.Connection, table: sa.Table, *, one_month: bool, teamless: bool
+) -> str:
+    """One lookup of :func:`_delays`: a group's acted delay at a rank."""
+    dialect = conn.dialect
+    mark = driver_mark(dialect)
+    name = dialect.identifier_preparer.format_table(table)
+    month = f"{name}.{dialect.identifier_preparer.quote('month')}"
+    months = f"= {mark}" if one_month else f"IN ({', '.join([mark] * MONTHS_PER_LOOKUP)})"
+    team = "IS NULL" if teamless else f"= {mark}"
+    return (
+        f"SELECT CAST({mark} AS INTEGER) AS i, {name}.delay_us AS d "  # noqa: S608 (our names)
+        f"FROM {name} WHERE {name}.known_to = {mark} AND {month} {months} "
+        f"AND {name}.team {team} AND {name}.to_owner = {mark} AND {name}.delay_us >= 0 "
+        f"AND {name}.at_us >= {mark} AND {name}.at_us < {mark} "
+        f"ORDER BY {name}.delay_us LIMIT 1 OFFSET {mark}"
+    )

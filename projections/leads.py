@@ -22,6 +22,7 @@ from typing import Any
 from ledger.events import Fact
 from projections.periods import FOREVER, to_us
 from projections.stages import BACKWARD, SKIP, TERMINAL, classify
+from projections.window import day_of, month_of
 
 Row = tuple[Any, ...]
 
@@ -162,10 +163,11 @@ class LeadDeriver:
     def _handoff_rows(self) -> set[Row]:
         """Each hand-off with its neighbours and with what followed it at or after its time.
 
-        (seq, at, the previous hand-off's time, team, to_owner, the first sales activity's time,
-        whether the lead was rejected or disqualified as a duplicate, the first rejection's
-        reason, whether it was disqualified, recycled; then the last acceptance before it, the
-        first at or after it, and the lead's last acceptance.) A missing time is None.
+        (seq, at, the first day of its UTC month, the previous hand-off's time, team, to_owner,
+        the first sales activity's time and its delay, whether the lead was rejected or
+        disqualified as a duplicate, the first rejection's reason, whether it was disqualified,
+        recycled; then the last acceptance before it, the first at or after it, and the lead's
+        last acceptance.) A missing time or delay is None.
         """
         accepts = self.accepts
         last = accepts[-1] if accepts else None
@@ -173,14 +175,17 @@ class LeadDeriver:
         previous = None
         for seq, (at, team, to_owner) in enumerate(self.handoffs):
             rejected = next((reason for t, reason in self.rejections if t >= at), None)
+            acted = min((t for t in self.activities if t >= at), default=None)
             rows.add(
                 (
                     seq,
                     at,
+                    month_of(day_of(at)),
                     previous,
                     team,
                     to_owner,
-                    min((t for t in self.activities if t >= at), default=None),
+                    acted,
+                    None if acted is None else acted - at,
                     any(t >= at for t in self.duplicates),
                     rejected,
                     any(t >= at for t in self.disqualified),

@@ -165,10 +165,12 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("lead_id", text, primary_key=True),
             Column("seq", Integer, primary_key=True),
             Column("at_us", big, nullable=False),
+            Column("month", Integer, nullable=False),  # first UTC day of at_us's UTC month
             Column("prev_us", big),  # the lead's previous hand-off
             Column("team", text),
             Column("to_owner", text, nullable=False),
             Column("acted_us", big),  # the first sales activity at or after it
+            Column("delay_us", big),  # acted_us - at_us
             Column("duplicate", Boolean, nullable=False),  # rejected/disqualified as one, after
             Column("rejected", text),  # the first rejection's reason, after
             Column("disqualified", Boolean, nullable=False),  # after
@@ -178,6 +180,8 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("accepted_last_us", big),  # the lead's last acceptance
             *_known(),
             ix("handoff", "known_to", "at_us"),
+            # audit sla by month or quarter: a month's hand-offs per owner in delay order
+            ix("handoff", "known_to", "month", "team", "to_owner", "delay_us", "at_us"),
         ),
         "accept": sa.Table(
             name("accept"),

@@ -231,10 +231,12 @@ COLUMNS = {
     "handoff": (
         "seq",
         "at_us",
+        "month",
         "prev_us",
         "team",
         "to_owner",
         "acted_us",
+        "delay_us",
         "duplicate",
         "rejected",
         "disqualified",

@@ -29,7 +29,7 @@ from ledger.application import open_ledger
 from ledger.codec import parse_fact
 from ledger.events import Fact
 from projections.audit_api import FunnelAudit, span_of
-from projections.audit_sla import _p90
+from projections.audit_sla import _p90, read_sla, sla_report
 from projections.definitions import DefinitionBook
 from projections.periods import Calendar, to_us
 from tests.factories import fact
@@ -324,7 +324,10 @@ def _sla_of(audit: FunnelAudit) -> Callable[[datetime], timedelta]:
 
 
 CALENDARS = [Calendar("day"), Calendar("week"), Calendar("month"),
-             Calendar("day", tz=ZoneInfo("America/New_York"))]  # fmt: skip
+             Calendar("day", tz=ZoneInfo("America/New_York")),
+             # counted and ranked by the database: within a UTC month, over several
+             Calendar("month", tz=ZoneInfo("America/New_York")), Calendar("quarter"),
+             Calendar("quarter", tz=ZoneInfo("Asia/Tokyo"), fiscal_start=2)]  # fmt: skip
 SPANS = [(date(2025, 1, 1), date(2025, 3, 31)), (date(2025, 1, 20), date(2025, 2, 5)),
          (date(2025, 2, 10), date(2025, 2, 10)), (date(2025, 2, 1), date(2025, 2, 28))]  # fmt: skip
 
@@ -418,3 +421,68 @@ def test_a_later_correction_moves_a_lead_between_classes(db_url: str):
     at = datetime(2025, 1, 12, 9, tzinfo=UTC)
     assert before == [["L1", "matched", "matched", at]]
     assert after == [["L1", "marketing only", "not acted on within SLA", at]]
+
+
+def _busy_ledger(url: str) -> Any:
+    """Hundreds of hand-offs per owner over five months: groups big enough for every rank.
+
+    Delays of minutes to weeks, a sixth never acted on, some delays equal; teams include none.
+    """
+    rng = random.Random(11)  # noqa: S311 - test data, not secrets
+    ledger = open_ledger(url)
+    records: list[dict[str, Any]] = []
+    for n in range(1500):
+        lead = f"B{n}"
+        at = BASE + timedelta(minutes=rng.randint(0, 60 * 24 * 150))
+        owner, team = rng.choice(["ana", "bo", "cy"]), rng.choice(TEAMS)
+        records.append({"type": "handed_off", "source": "crm", "source_id": f"{lead}:h",
+                        "actor": "ops", "occurred_at": at.isoformat(), "lead_id": lead,
+                        "to_owner": owner, **({"team": team} if team else {})})  # fmt: skip
+        if rng.random() < 5 / 6:
+            delay = (
+                timedelta(hours=rng.choice([1, 24, 30]))
+                if n % 7 == 0
+                else timedelta(minutes=rng.randint(0, 60 * 24 * 20))
+            )
+            records.append({"type": "sales_activity_recorded", "source": "crm",
+                            "source_id": f"{lead}:a", "actor": "ops", "lead_id": lead,
+                            "occurred_at": (at + delay).isoformat(),
+                            "activity_type": "call"})  # fmt: skip
+    for start in range(0, len(records), 500):
+        ledger.record([parse_fact(r) for r in records[start : start + 500]])
+    return ledger
+
+
+def test_monthly_sla_counted_by_the_database_equals_the_hand_offs_grouped(
+    db_url: str, tmp_path: Path
+):
+    """By month or quarter, the database's counts and ranks equal every hand-off grouped.
+
+    In any timezone, over whole and cut periods, across an SLA change mid-month.
+    """
+    ledger = _busy_ledger(db_url)
+    _define(ledger, tmp_path)
+    audit = FunnelAudit(ledger)
+    calendars = [Calendar("month"), Calendar("quarter"),
+                 Calendar("month", tz=ZoneInfo("America/New_York")),
+                 Calendar("quarter", tz=ZoneInfo("Asia/Tokyo"), fiscal_start=2)]  # fmt: skip
+    spans = [(date(2025, 1, 1), date(2025, 5, 31)), (date(2025, 1, 12), date(2025, 3, 3)),
+             (date(2025, 2, 1), date(2025, 2, 28)),
+             (date(2025, 4, 30), date(2025, 4, 30))]  # fmt: skip
+    try:
+        with audit.histories.engine.connect() as conn:
+            for start, end in spans:
+                span = span_of(start, end)
+                handoffs = read_sla(conn, audit.histories.tables, (to_us(span[0]), to_us(span[1])))
+                for calendar in calendars:
+                    expected = sla_report(handoffs, calendar, span, audit.sla_us)
+                    got = audit.sla(calendar, start, end)
+                    assert got.rows == expected.rows, (calendar, start)
+                    assert got.notes == expected.notes
+        rows = audit.sla(Calendar("quarter"), date(2025, 1, 1), date(2025, 5, 31)).rows
+    finally:
+        audit.close()
+        ledger.close()
+    assert min(row[4] for row in rows) >= 40  # acted hand-offs per group: p90 is not the last
+    assert any(row[4] % 2 == 0 for row in rows)
+    assert any(row[4] % 2 for row in rows)
