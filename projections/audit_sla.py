@@ -206,8 +206,10 @@ def _counted(
         .where(
             h.known_to == FOREVER,
             h.month.in_(sa.bindparam("months", expanding=True)),
-            h.at_us >= sa.bindparam("start"),
-            h.at_us < sa.bindparam("end"),
+            # at_us + 0: the range must not lead the database to the at_us index (then sorting
+            # the groups' hand-offs); a month's range of the delay index holds them in order
+            h.at_us + 0 >= sa.bindparam("start"),
+            h.at_us + 0 < sa.bindparam("end"),
         )
         .group_by(h.team, h.to_owner)
     )
@@ -260,6 +262,6 @@ def _rank_statement(
         f"SELECT CAST({mark} AS INTEGER) AS i, {name}.delay_us AS d "  # noqa: S608 (our names)
         f"FROM {name} WHERE {name}.known_to = {mark} AND {month} {months} "
         f"AND {name}.team {team} AND {name}.to_owner = {mark} AND {name}.delay_us >= 0 "
-        f"AND {name}.at_us >= {mark} AND {name}.at_us < {mark} "
+        f"AND {name}.at_us + 0 >= {mark} AND {name}.at_us + 0 < {mark} "  # see _counted
         f"ORDER BY {name}.delay_us LIMIT 1 OFFSET {mark}"
     )
