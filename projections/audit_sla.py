@@ -228,30 +228,36 @@ def _delays(conn: sa.Connection, t: Tables, lookups: list[tuple[_Group, int]]) -
     """The acted delay at each (group, 0-based rank), in microseconds.
 
     Each is one range of the index on (known_to, month, team, owner, delay, at): within one
-    month the range is in delay order, cut at the rank; over several (a quarter, or a month in
-    another timezone than UTC) the database sorts the group's delays. As velocity's ranks, the
+    month the range is in delay order, cut at the rank, walked from the end the rank is nearer
+    (the p90 from the longest delay down); over several months (a quarter, or a month in another
+    timezone than UTC) the database sorts the group's delays. As velocity's ranks, the
     statements are written once and run many to a query (:func:`~projections.ranks.compound`).
     """
-    arms: dict[tuple[bool, bool], list[list[object]]] = defaultdict(list)
+    arms: dict[tuple[bool, bool, bool], list[list[object]]] = defaultdict(list)
     for i, (g, rank) in enumerate(lookups):
         one = len(g.months) == 1
         padded = [*g.months, *[g.months[-1]] * MONTHS_PER_LOOKUP]  # an IN list of fixed length
         months = padded[:1] if one else padded[:MONTHS_PER_LOOKUP]
         team = [] if g.team is None else [g.team]
-        arm = [i, FOREVER, *months, *team, g.owner, g.start, g.end, rank]
-        arms[(one, g.team is None)].append(arm)
+        down = 2 * rank >= g.acted
+        offset = g.acted - 1 - rank if down else rank
+        arm = [i, FOREVER, *months, *team, g.owner, g.start, g.end, offset]
+        arms[(one, g.team is None, down)].append(arm)
     found = [0] * len(lookups)
-    for (one, teamless), chosen in arms.items():
-        statement = _rank_statement(conn, t["handoff"], one_month=one, teamless=teamless)
+    for (one, teamless, down), chosen in arms.items():
+        statement = _rank_statement(conn, t["handoff"], one_month=one, teamless=teamless, down=down)
         for i, delay in compound(conn, statement, chosen, RANKS_PER_QUERY):
             found[i] = int(delay)
     return found
 
 
 def _rank_statement(
-    conn: sa.Connection, table: sa.Table, *, one_month: bool, teamless: bool
+    conn: sa.Connection, table: sa.Table, *, one_month: bool, teamless: bool, down: bool
 ) -> str:
-    """One lookup of :func:`_delays`: a group's acted delay at a rank."""
+    """One lookup of :func:`_delays`: a group's acted delay at an offset from its shortest.
+
+    From its longest if ``down``.
+    """
     dialect = conn.dialect
     mark = driver_mark(dialect)
     name = dialect.identifier_preparer.format_table(table)
@@ -263,5 +269,5 @@ def _rank_statement(
         f"FROM {name} WHERE {name}.known_to = {mark} AND {month} {months} "
         f"AND {name}.team {team} AND {name}.to_owner = {mark} AND {name}.delay_us >= 0 "
         f"AND {name}.at_us + 0 >= {mark} AND {name}.at_us + 0 < {mark} "  # see _counted
-        f"ORDER BY {name}.delay_us LIMIT 1 OFFSET {mark}"
+        f"ORDER BY {name}.delay_us{' DESC' if down else ''} LIMIT 1 OFFSET {mark}"
     )
