@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,7 +37,6 @@ DAY_US = 86_400_000_000
 COLUMNS = ["period", "team", "owner", "handoffs", "acted", "breaches", "breach_rate",
            "median_hours", "p90_hours"]  # fmt: skip
 MONTHLY = ("month", "quarter")  # the calendars whose periods monthly_report counts and ranks
-MONTHS_PER_LOOKUP = 4  # a quarter, in any timezone, meets at most four UTC months
 
 
 def _p90(values: list[float]) -> float:
@@ -227,47 +227,49 @@ def _counted(
 def _delays(conn: sa.Connection, t: Tables, lookups: list[tuple[_Group, int]]) -> list[int]:
     """The acted delay at each (group, 0-based rank), in microseconds.
 
-    Each is one range of the index on (known_to, month, team, owner, delay, at): within one
-    month the range is in delay order, cut at the rank, walked from the end the rank is nearer
-    (the p90 from the longest delay down); over several months (a quarter, or a month in another
-    timezone than UTC) the database sorts the group's delays. As velocity's ranks, the
-    statements are written once and run many to a query (:func:`~projections.ranks.compound`).
+    Each is one range of the index on (known_to, month, team, owner, delay, at) per month the
+    period meets. Within one month the range is in delay order, cut at the rank and walked from
+    the end the rank is nearer (the p90 from the longest delay down); over several (a quarter,
+    or a month in another timezone than UTC) the database sorts the ranges' delays. As velocity's
+    ranks, the statements are written once and run many to a query
+    (:func:`~projections.ranks.compound`).
     """
-    arms: dict[tuple[bool, bool, bool], list[list[object]]] = defaultdict(list)
+    arms: dict[tuple[int, bool, bool], list[list[object]]] = defaultdict(list)
     for i, (g, rank) in enumerate(lookups):
-        one = len(g.months) == 1
-        padded = [*g.months, *[g.months[-1]] * MONTHS_PER_LOOKUP]  # an IN list of fixed length
-        months = padded[:1] if one else padded[:MONTHS_PER_LOOKUP]
         team = [] if g.team is None else [g.team]
         down = 2 * rank >= g.acted
+        ranges = [[FOREVER, month, *team, g.owner, g.start, g.end] for month in g.months]
         offset = g.acted - 1 - rank if down else rank
-        arm = [i, FOREVER, *months, *team, g.owner, g.start, g.end, offset]
-        arms[(one, g.team is None, down)].append(arm)
+        arms[(len(g.months), g.team is None, down)].append([i, *chain(*ranges), offset])
     found = [0] * len(lookups)
-    for (one, teamless, down), chosen in arms.items():
-        statement = _rank_statement(conn, t["handoff"], one_month=one, teamless=teamless, down=down)
+    for (months, teamless, down), chosen in arms.items():
+        statement = _rank_statement(conn, t["handoff"], months, teamless=teamless, down=down)
         for i, delay in compound(conn, statement, chosen, RANKS_PER_QUERY):
             found[i] = int(delay)
     return found
 
 
 def _rank_statement(
-    conn: sa.Connection, table: sa.Table, *, one_month: bool, teamless: bool, down: bool
+    conn: sa.Connection, table: sa.Table, months: int, *, teamless: bool, down: bool
 ) -> str:
     """One lookup of :func:`_delays`: a group's acted delay at an offset from its shortest.
 
-    From its longest if ``down``.
+    From its longest if ``down``; the group's hand-offs in ``months`` UTC months, each one
+    range of the index (a list of months, ``IN``, was no range for PostgreSQL when its values
+    came from the lookup's parameters: it read every month of the owner's).
     """
     dialect = conn.dialect
     mark = driver_mark(dialect)
     name = dialect.identifier_preparer.format_table(table)
-    month = f"{name}.{dialect.identifier_preparer.quote('month')}"
-    months = f"= {mark}" if one_month else f"IN ({', '.join([mark] * MONTHS_PER_LOOKUP)})"
+    month = dialect.identifier_preparer.quote("month")
     team = "IS NULL" if teamless else f"= {mark}"
-    return (
-        f"SELECT CAST({mark} AS INTEGER) AS i, {name}.delay_us AS d "  # noqa: S608 (our names)
-        f"FROM {name} WHERE {name}.known_to = {mark} AND {month} {months} "
-        f"AND {name}.team {team} AND {name}.to_owner = {mark} AND {name}.delay_us >= 0 "
-        f"AND {name}.at_us + 0 >= {mark} AND {name}.at_us + 0 < {mark} "  # see _counted
-        f"ORDER BY {name}.delay_us{' DESC' if down else ''} LIMIT 1 OFFSET {mark}"
+    order = f"ORDER BY d{' DESC' if down else ''} LIMIT 1 OFFSET {mark}"
+    one = (
+        f"SELECT delay_us AS d FROM {name} "  # noqa: S608 (our names)
+        f"WHERE known_to = {mark} AND {month} = {mark} AND team {team} AND to_owner = {mark} "
+        f"AND delay_us >= 0 AND at_us + 0 >= {mark} AND at_us + 0 < {mark}"  # see _counted
     )
+    if months == 1:
+        return f"SELECT CAST({mark} AS INTEGER) AS i, d FROM ({one} {order}) AS r"  # noqa: S608
+    union = " UNION ALL ".join([one] * months)
+    return f"SELECT CAST({mark} AS INTEGER) AS i, d FROM ({union}) AS u {order}"  # noqa: S608
