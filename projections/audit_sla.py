@@ -199,6 +199,7 @@ def _counted(
         sa.select(
             h.team,
             h.to_owner,
+            h.month,
             sa.func.count(),
             sa.func.count(h.delay_us),
             sa.func.sum(sa.case((late, 1), else_=0)),
@@ -211,15 +212,22 @@ def _counted(
             h.at_us + 0 >= sa.bindparam("start"),
             h.at_us + 0 < sa.bindparam("end"),
         )
-        .group_by(h.team, h.to_owner)
+        # by month too, the index's order: no sort of a period over several months
+        .group_by(h.month, h.team, h.to_owner)
     )
     groups = []
     for label, start, end in periods:
         months = _months(start, end)
-        found = conn.execute(query, {"months": list(months), "start": start, "end": end})
+        sums: dict[tuple[str | None, str], list[int]] = {}
+        for team, owner, _, *counts in conn.execute(
+            query, {"months": list(months), "start": start, "end": end}
+        ):
+            kept = sums.setdefault((team, owner), [0, 0, 0])
+            for at, n in enumerate(counts):
+                kept[at] += int(n)
         groups += [
-            _Group(label, start, end, months, team, owner, n, acted, int(late))
-            for team, owner, n, acted, late in found
+            _Group(label, start, end, months, team, owner, *counts)
+            for (team, owner), counts in sums.items()
         ]
     return groups
 
