@@ -192,44 +192,68 @@ def _counted(
     periods: list[tuple[str, int, int]],
     slas: tuple[Sequence[tuple[int, int]], int],
 ) -> list[_Group]:
-    """Each period's hand-offs, acted ones and breaches per (team, owner): one query a period."""
+    """Each period's hand-offs, acted ones and breaches per (team, owner): one query a period.
+
+    A breach is a hand-off not acted on, or acted on later than its SLA: the database counts
+    the second kind, against the one SLA in force throughout the period when there is one,
+    else the SLA in force at each hand-off.
+    """
     h = t["handoff"].c
-    late = sa.or_(h.delay_us.is_(None), h.delay_us > sla_in_force(h.at_us, *slas))
-    query = (
-        sa.select(
-            h.team,
-            h.to_owner,
-            h.month,
-            sa.func.count(),
-            sa.func.count(h.delay_us),
-            sa.func.sum(sa.case((late, 1), else_=0)),
+
+    def query(sla: sa.ColumnElement[int]) -> sa.Select[Any]:
+        return (
+            sa.select(
+                h.team,
+                h.to_owner,
+                h.month,
+                sa.func.count(),
+                sa.func.count(h.delay_us),
+                sa.func.count(sa.case((h.delay_us > sla, 1))),
+            )
+            .where(
+                h.known_to == FOREVER,
+                h.month.in_(sa.bindparam("months", expanding=True)),
+                # at_us + 0: the range must not lead the database to the at_us index (then
+                # sorting the groups' hand-offs); a month's range of the delay index holds them
+                # in order
+                h.at_us + 0 >= sa.bindparam("start"),
+                h.at_us + 0 < sa.bindparam("end"),
+            )
+            # by month too, the index's order: no sort of a period over several months
+            .group_by(h.month, h.team, h.to_owner)
         )
-        .where(
-            h.known_to == FOREVER,
-            h.month.in_(sa.bindparam("months", expanding=True)),
-            # at_us + 0: the range must not lead the database to the at_us index (then sorting
-            # the groups' hand-offs); a month's range of the delay index holds them in order
-            h.at_us + 0 >= sa.bindparam("start"),
-            h.at_us + 0 < sa.bindparam("end"),
-        )
-        # by month too, the index's order: no sort of a period over several months
-        .group_by(h.month, h.team, h.to_owner)
-    )
+
+    versions, default = slas
+    constant, changing = query(sa.bindparam("sla")), query(sla_in_force(h.at_us, *slas))
     groups = []
     for label, start, end in periods:
         months = _months(start, end)
+        sla = _sla_throughout(versions, default, start, end)
+        found = conn.execute(
+            changing if sla is None else constant,
+            {"months": list(months), "start": start, "end": end, "sla": sla},
+        )
         sums: dict[tuple[str | None, str], list[int]] = {}
-        for team, owner, _, *counts in conn.execute(
-            query, {"months": list(months), "start": start, "end": end}
-        ):
+        for team, owner, _, n, acted, late in found:
             kept = sums.setdefault((team, owner), [0, 0, 0])
-            for at, n in enumerate(counts):
-                kept[at] += int(n)
+            kept[0] += n
+            kept[1] += acted
+            kept[2] += n - acted + late
         groups += [
             _Group(label, start, end, months, team, owner, *counts)
             for (team, owner), counts in sums.items()
         ]
     return groups
+
+
+def _sla_throughout(
+    versions: Sequence[tuple[int, int]], default: int, start: int, end: int
+) -> int | None:
+    """The SLA in force throughout ``[start, end)``; None if a version takes effect inside."""
+    if any(start < since < end for since, _ in versions):
+        return None
+    in_force = [sla for since, sla in versions if since <= start]
+    return in_force[-1] if in_force else default
 
 
 def _delays(conn: sa.Connection, t: Tables, lookups: list[tuple[_Group, int]]) -> list[int]:

@@ -468,6 +468,7 @@ def test_monthly_sla_counted_by_the_database_equals_the_hand_offs_grouped(
                  Calendar("quarter", tz=ZoneInfo("Asia/Tokyo"), fiscal_start=2)]  # fmt: skip
     spans = [(date(2025, 1, 1), date(2025, 5, 31)), (date(2025, 1, 12), date(2025, 3, 3)),
              (date(2025, 2, 1), date(2025, 2, 28)),
+             (date(2025, 2, 10), date(2025, 3, 9)),  # from the day v2 takes effect
              (date(2025, 4, 30), date(2025, 4, 30))]  # fmt: skip
     try:
         with audit.histories.engine.connect() as conn:
