@@ -7,8 +7,9 @@ See docs/definitions.md, "SLA". Each hand-off, with its first sales activity and
 is a projected row (``rl_handoff``, :mod:`projections.leads`), as known now.
 
 By month or quarter, the database counts and ranks (:func:`monthly_report`): one grouped count
-per period, then each group's middle and 90th-percentile delays, each one range of the index on
-(month, team, owner, delay), cut at the rank; nothing is read per hand-off. By day or week,
+per period and UTC month, then each group's middle and 90th-percentile delays, each one range of
+the index on (month, team, owner, delay) per month, cut at the rank; nothing is read per
+hand-off. By day or week,
 :func:`read_sla` reads the period's hand-offs and :func:`sla_report` groups them here (a short
 period's lookups would each walk its whole month). Both give the same rows.
 """
