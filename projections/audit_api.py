@@ -9,9 +9,7 @@ in the span, :meth:`LeadHistories.active`; for the definitions' history, the
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from datetime import UTC, date, datetime, timedelta
-from operator import itemgetter
 
 from ledger.application import Ledger
 from projections.audit_history import disagreements, history
@@ -22,6 +20,7 @@ from projections.audit_reconcile import (
     listing,
     read_placements,
     read_summary,
+    sla_at,
     summary,
 )
 from projections.audit_sla import MONTHLY, monthly_report, read_sla, sla_report
@@ -69,8 +68,7 @@ class FunnelAudit:
 
         In microseconds, as ``at`` is; the last version to take effect by ``at`` is in force.
         """
-        index = bisect_right(self._slas, at, key=itemgetter(0))  # the last in force by then
-        return self._slas[index - 1][1] if index else DEFAULT_SLA_US
+        return sla_at(at, self._slas, DEFAULT_SLA_US)
 
     def lead(self, lead_id: str) -> Report:
         """``audit lead``."""

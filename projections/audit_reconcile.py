@@ -25,10 +25,12 @@ classifies every lead reading one range of each table (:func:`classified`), and 
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -52,6 +54,12 @@ class Placement:
     side: str
     reason: str
     handed_off_at: datetime | None
+
+
+def sla_at(at: int, slas: Sequence[tuple[int, int]], default_sla: int) -> int:
+    """The SLA in force at ``at``: :func:`sla_in_force`, in Python (microseconds)."""
+    index = bisect_right(slas, at, key=itemgetter(0))  # the last one in force by then
+    return slas[index - 1][1] if index else default_sla
 
 
 def sla_in_force(

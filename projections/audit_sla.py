@@ -9,9 +9,9 @@ is a projected row (``rl_handoff``, :mod:`projections.leads`), as known now.
 By month or quarter, the database counts and ranks (:func:`monthly_report`): one grouped count
 per period and UTC month, then each group's middle and 90th-percentile delays, each one range of
 the index on (month, team, owner, delay) per month, cut at the rank; nothing is read per
-hand-off. By day or week,
-:func:`read_sla` reads the period's hand-offs and :func:`sla_report` groups them here (a short
-period's lookups would each walk its whole month). Both give the same rows.
+hand-off. By day or week, :func:`read_sla` reads the period's hand-offs and :func:`sla_report`
+groups them here (a short period's lookups would each walk its whole month). Both give the
+same rows.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
-from projections.audit_reconcile import sla_in_force
+from projections.audit_reconcile import sla_at, sla_in_force
 from projections.database import driver_mark
 from projections.periods import FOREVER, UTC_ZONE, Calendar, to_us
 from projections.ranks import RANKS_PER_QUERY, compound
@@ -38,6 +38,11 @@ DAY_US = 86_400_000_000
 COLUMNS = ["period", "team", "owner", "handoffs", "acted", "breaches", "breach_rate",
            "median_hours", "p90_hours"]  # fmt: skip
 MONTHLY = ("month", "quarter")  # the calendars whose periods monthly_report counts and ranks
+
+
+def _hours(delay: int) -> float:
+    """A delay in microseconds as hours (each report computes them alike: the same floats)."""
+    return delay / 1_000_000 / 3600
 
 
 def _p90(values: list[float]) -> float:
@@ -84,8 +89,7 @@ def sla_report(
     groups: dict[tuple[str, str, str], list[tuple[float | None, bool]]] = defaultdict(list)
     label = _labeller(calendar)
     for at, team, owner, first in handoffs:
-        # hours as (first - at).total_seconds() / 3600 gives them
-        hours = None if first is None else (first - at) / 1_000_000 / 3600
+        hours = None if first is None else _hours(first - at)
         breach = first is None or first - at > sla_of(at)
         period = label(at)
         groups[(period, team or "(none)", owner)].append((hours, breach))
@@ -105,6 +109,16 @@ def _report(rows: list[list[Any]], calendar: Calendar, span: tuple[datetime, dat
     start, end = span
     notes = [f"hand-offs from {start:%Y-%m-%d} to {end:%Y-%m-%d} (exclusive), by {calendar.kind}"]
     return Report("SLA: time to first sales activity", COLUMNS, rows, notes)
+
+
+class _Shape(NamedTuple):
+    """The statement of a rank lookup (:func:`_rank_statement`), shared by many lookups."""
+
+    months: int  # UTC months the period meets, one index range each
+    teamless: bool  # the group's team is none
+    down: bool  # counted from the longest delay
+    many: int  # delays read from the offset on
+    limited: bool  # each month's range read up to a limit of its own
 
 
 @dataclass(frozen=True)
@@ -174,9 +188,9 @@ def monthly_report(
         p90: float | None = None
         if g.acted:
             # as statistics.median: the middle one, or the mean of the two middle ones
-            middle = [d / 1_000_000 / 3600 for d in found[i]]
+            middle = [_hours(d) for d in found[i]]
             median = round(middle[0] if len(middle) == 1 else (middle[0] + middle[1]) / 2, 1)
-            p90 = round(found[i + 1][0] / 1_000_000 / 3600, 1)
+            p90 = round(_hours(found[i + 1][0]), 1)
             i += 2
         rows.append([
             g.label, g.team or "(none)", g.owner, g.handoffs, g.acted, g.breaches,
@@ -252,8 +266,7 @@ def _sla_throughout(
     """The SLA in force throughout ``[start, end)``; None if a version takes effect inside."""
     if any(start < since < end for since, _ in versions):
         return None
-    in_force = [sla for since, sla in versions if since <= start]
-    return in_force[-1] if in_force else default
+    return sla_at(start, versions, default)
 
 
 def _delays(
@@ -266,16 +279,18 @@ def _delays(
     group, from the longest delay down). Over several months (a quarter, or a month in another
     timezone than UTC) SQLite merges the months' ranges; PostgreSQL, which appends and sorts
     them, reads each month's range up to offset + how many delays. As velocity's ranks, the
-    statements are
-    written once and run many to a query (:func:`~projections.ranks.compound`).
+    statements are written once and run many to a query (:func:`~projections.ranks.compound`).
     """
-    arms: dict[tuple[int, bool, bool, int], list[list[object]]] = defaultdict(list)
+    postgresql = conn.dialect.name == "postgresql"
+    arms: dict[_Shape, list[list[object]]] = defaultdict(list)
     for i, (g, down, offset, many) in enumerate(lookups):
         team = [] if g.team is None else [g.team]
         ranges = [[FOREVER, month, *team, g.owner, g.start, g.end] for month in g.months]
-        if len(g.months) > 1 and conn.dialect.name == "postgresql":
+        limited = postgresql and len(g.months) > 1
+        if limited:
             ranges = [[*values, offset + many] for values in ranges]
-        arms[(len(g.months), g.team is None, down, many)].append([i, *chain(*ranges), offset])
+        shape = _Shape(len(g.months), g.team is None, down, many, limited)
+        arms[shape].append([i, *chain(*ranges), offset])
     found: list[list[int]] = [[] for _ in lookups]
     for shape, chosen in arms.items():
         statement = _rank_statement(conn, t["handoff"], shape)
@@ -284,17 +299,15 @@ def _delays(
     return found
 
 
-def _rank_statement(
-    conn: sa.Connection, table: sa.Table, shape: tuple[int, bool, bool, int]
-) -> str:
+def _rank_statement(conn: sa.Connection, table: sa.Table, shape: _Shape) -> str:
     """One lookup of :func:`_delays`: ``many`` acted delays of a group from an offset.
 
-    ``shape`` is (months, teamless, down, many): from its shortest delay up, or from its
-    longest ``down``; the group's hand-offs in ``months`` UTC months, each one range of the
-    index (a list of months, ``IN``, was no range for PostgreSQL when its values came from the
-    lookup's parameters: it read every month of the owner's).
+    From its shortest delay up, or from its longest ``down``; the group's hand-offs in
+    ``months`` UTC months, each one range of the index (a list of months, ``IN``, was no range
+    for PostgreSQL when its values came from the lookup's parameters: it read every month of
+    the owner's), each read up to a limit of its own if ``limited``.
     """
-    months, teamless, down, many = shape
+    months, teamless, down, many, limited = shape
     dialect = conn.dialect
     mark = driver_mark(dialect)
     name = dialect.identifier_preparer.format_table(table)
@@ -309,7 +322,7 @@ def _rank_statement(
     cut = f"{order} LIMIT {many} OFFSET {mark}"
     if months == 1:
         return f"SELECT CAST({mark} AS INTEGER) AS i, d FROM ({one} {cut}) AS r"  # noqa: S608
-    if dialect.name == "postgresql":  # else it reads and sorts every delay of the ranges
+    if limited:  # PostgreSQL: else it reads and sorts every delay of the ranges
         ranges = " UNION ALL ".join(
             f"SELECT d FROM ({one} {order} LIMIT {mark}) AS m{n}"  # noqa: S608
             for n in range(months)
