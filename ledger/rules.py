@@ -260,6 +260,9 @@ class Rule:
 
     text: str
     root: Node
+    # what it looks at: the lead's values it names, and "touches" if it counts touches (a
+    # keyword, never a name)
+    reads: frozenset[str] = frozenset()
 
     def evaluate(self, subject: Subject) -> Outcome:
         """Evaluate over ``subject``, with every condition's result and facts."""
@@ -277,6 +280,7 @@ class Parser:
         self.tokens = tokens
         self.index = 0
         self.in_touches = False
+        self.reads: set[str] = set()  # the names outside count(), and "touches" if counted
 
     @property
     def token(self) -> Token:
@@ -372,6 +376,7 @@ class Parser:
                 where = self.disjunction()
                 self.in_touches = False
             self.expect("punct", ")", "expected ')'")
+            self.reads.add("touches")
             return Count(where)
         return Name(self.name())
 
@@ -383,6 +388,8 @@ class Parser:
         if self.in_touches and token.text not in TOUCH_FIELDS:
             raise self.fail(f"a touch has only {', '.join(TOUCH_FIELDS)}")
         self.index += 1
+        if not self.in_touches:
+            self.reads.add(token.text)
         return token.text
 
     def values(self) -> tuple[Any, ...]:
@@ -441,4 +448,6 @@ def parse_rule(text: str) -> Rule:
     """Parse ``text`` into a :class:`Rule`, or raise :class:`RuleError` with the position."""
     if not text.strip():
         raise RuleError("the rule is empty", 1)
-    return Rule(text, Parser(text, tokenize(text)).rule())
+    parser = Parser(text, tokenize(text))
+    root = parser.rule()
+    return Rule(text, root, frozenset(parser.reads))

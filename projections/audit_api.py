@@ -28,7 +28,7 @@ from projections.definitions import Catalogue
 from projections.definitions_whatif import whatif
 from projections.errors import ReportError
 from projections.periods import Calendar, to_us
-from projections.qualification import TRIGGERS, LeadHistories
+from projections.qualification import TRIGGERS, LeadHistories, facts_read
 from projections.report import Report
 
 
@@ -102,8 +102,17 @@ class FunnelAudit:
     def disagreements(self, start: date, end: date, *, per_lead: bool = False) -> Report:
         """``audit disagreements``."""
         span = span_of(start, end)
-        # a rule sees a lead through the facts LeadView folds, the TRIGGERS, stage changes too
-        leads = self.histories.active(("stage_changed",), span, reading=TRIGGERS)
+        # the rules of the versions in force in the span judge the stage changes into their
+        # stages: only the leads with such a change are read, with the facts the rules read
+        first, last = span
+        rules = [
+            (transition.to, transition.rule)
+            for version, since, until in self.catalogue.spans()
+            if since < last and (until is None or until > first)
+            for transition in version.definition.transitions
+        ]
+        reading = {"stage_changed", *facts_read(rule for _, rule in rules)}
+        leads = self.histories.entering({stage for stage, _ in rules}, span, reading)
         return disagreements(leads, self.catalogue, span, per_lead=per_lead)
 
     def whatif(self, version: str, start: date, end: date, *, per_lead: bool = False) -> Report:

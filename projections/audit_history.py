@@ -16,7 +16,7 @@ from datetime import datetime
 from ledger.events import Fact
 from projections.definitions import Catalogue
 from projections.periods import Calendar, to_us
-from projections.qualification import evaluate, view_at
+from projections.qualification import view_at
 from projections.report import Report
 
 HISTORY = ["version", "status", "in_force_from", "in_force_until", "proposed_by",
@@ -61,8 +61,13 @@ def disagreements(
     *,
     per_lead: bool = False,
 ) -> Report:
-    """CRM stage entries in ``span`` that the version in force agrees or disagrees with."""
+    """CRM stage entries in ``span`` that the version in force agrees or disagrees with.
+
+    Each lead's facts need only be the stage changes and the types its rules read
+    (:func:`~projections.qualification.facts_read`).
+    """
     start, end = span
+    in_force = catalogue.in_force_now()
     totals: Counter[tuple[str, str, str]] = Counter()
     rows: list[list[object]] = []
     for lead_id, facts in leads:
@@ -70,10 +75,13 @@ def disagreements(
             stage = getattr(fact, "to_stage", None)
             if fact.type_name != "stage_changed" or not start <= fact.occurred_at < end:
                 continue
-            version = catalogue.in_force(fact.occurred_at)
-            if version is None or stage is None or version.definition.rule_for(stage) is None:
+            version = in_force(fact.occurred_at)
+            if version is None or stage is None:
                 continue
-            outcome = evaluate(version.definition, view_at(facts, fact.occurred_at))[stage]
+            rule = version.definition.rule_for(stage)  # the first transition's, as evaluate's
+            if rule is None:
+                continue
+            outcome = rule.evaluate(view_at(facts, fact.occurred_at))
             totals[(version.name, stage, "agree" if outcome.met else "disagree")] += 1
             if per_lead and not outcome.met:
                 failed = ", ".join(text for text, _ in outcome.failed)

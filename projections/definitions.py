@@ -10,6 +10,8 @@ versions stay in the catalogue forever. See docs/definitions.md, "Workflow".
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,6 +129,17 @@ class Catalogue:
             if version.definition.effective_at <= at:
                 current = version
         return current
+
+    def in_force_now(self) -> Callable[[datetime], Version | None]:
+        """:meth:`in_force` over the versions approved now, each call one bisection."""
+        ordered = self.approved()
+        starts = [v.definition.effective_at for v in ordered]
+
+        def in_force(at: datetime) -> Version | None:
+            index = bisect_right(starts, at)  # the last to take effect by ``at``
+            return ordered[index - 1] if index else None
+
+        return in_force
 
     def spans(self) -> list[tuple[Version, datetime, datetime | None]]:
         """For each approved version that was ever in force: [from, until) in business time."""

@@ -57,9 +57,10 @@ def _yes(flag: bool) -> str:  # noqa: FBT001 - formats one flag; the name says i
 
 def in_force_chooser(catalogue: Catalogue) -> Chooser:
     """The definition in force at each instant."""
+    in_force = catalogue.in_force_now()
 
     def choose(at: datetime) -> Definition | None:
-        version = catalogue.in_force(at)
+        version = in_force(at)
         return version.definition if version else None
 
     return choose

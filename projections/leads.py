@@ -27,6 +27,7 @@ from projections.window import day_of, month_of
 Row = tuple[Any, ...]
 
 DIMENSIONS = ("lead_source", "segment", "country")
+NO_CHANGE = "no_change"  # the anomaly of a stage change into the stage the lead is in
 OWNER_FIELDS = {"owner_assigned": "owner", "lead_accepted": "owner", "handed_off": "to_owner"}
 HANDOFF_FACTS = frozenset(
     {
@@ -118,7 +119,7 @@ class LeadDeriver:
         claimed: str | None = fact.from_stage  # type: ignore[attr-defined]
         previous = self.current
         if stage == previous:
-            self._flag(at, "no_change", stage, f"already in {stage}", fact)
+            self._flag(at, NO_CHANGE, stage, f"already in {stage}", fact)
             return
         if claimed is not None and claimed != previous:
             detail = f"source says from {claimed}, derived previous stage is {previous or 'none'}"

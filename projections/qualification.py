@@ -26,9 +26,10 @@ from eventsourcing.utils import get_topic
 from ledger.application import Ledger
 from ledger.definitions import Definition
 from ledger.events import CORRECTIONS, FACT_TYPES, Fact
-from ledger.rules import Outcome, Touch
+from ledger.rules import Outcome, Rule, Touch
 from projections.corrections import Family, order_key
 from projections.database import create_engine
+from projections.leads import NO_CHANGE
 from projections.periods import FOREVER, to_us
 from projections.runner import Projection
 from projections.schema import tables
@@ -38,6 +39,7 @@ TRIGGERS = frozenset(
     {"lead_captured", "lead_updated", "score_changed", "touch_recorded", "stage_changed"}
 )
 CAPTURED = ("email", "name", "company", "account_id", "segment", "country", "lead_source")
+SCORED = ("score", "model_version", "fit")  # the values a score_changed fact sets
 CHUNK = 400
 CORRECTION_TOPICS = tuple(get_topic(cls) for cls in CORRECTIONS)
 
@@ -81,7 +83,7 @@ class LeadView:
         if kind in {"lead_captured", "lead_updated"}:
             for name, value in (getattr(fact, "attributes", None) or {}).items():
                 self.values[name] = (value, source)
-        elif kind == "score_changed":
+        elif kind == "score_changed":  # SCORED
             self.values["score"] = (fact.score, source)  # type: ignore[attr-defined]
             self.values["model_version"] = (fact.model_version, source)  # type: ignore[attr-defined]
             if fact.fit is not None:  # type: ignore[attr-defined]
@@ -93,6 +95,26 @@ class LeadView:
             self.touch_list.append(Touch(fields, source[0]))
         elif kind == "stage_changed":
             self.stage = fact.to_stage  # type: ignore[attr-defined]
+
+
+def facts_read(rules: Iterable[Rule]) -> frozenset[str]:
+    """The fact types whose folding (:meth:`LeadView.apply`) can change what ``rules`` find.
+
+    A named value comes from the capture's fields or any custom attribute (``lead_captured``,
+    ``lead_updated``), the score's values from ``score_changed`` too; touches from
+    ``touch_recorded``. A rule evaluated over a view folded from these types alone holds, and
+    names the same facts, as over one folded from every trigger.
+    """
+    types: set[str] = set()
+    for rule in rules:
+        for name in rule.reads:
+            if name == "touches":
+                types.add("touch_recorded")
+                continue
+            types.update(("lead_captured", "lead_updated"))
+            if name.removeprefix("attributes.") in SCORED:
+                types.add("score_changed")
+    return frozenset(types)
 
 
 def evaluate(definition: Definition, view: LeadView) -> dict[str, Outcome]:
@@ -203,6 +225,42 @@ class LeadHistories:
         if reading is not None:  # a family's rows are its root's type or corrections
             kept = (*topics(*reading), *CORRECTION_TOPICS)
             query = query.where(self.tables["fact"].c.topic.in_(kept))
+        yield from self._stream(query)
+
+    def entering(
+        self, stages: Iterable[str], span: tuple[datetime, datetime], reading: Iterable[str]
+    ) -> Iterator[tuple[str, list[Fact]]]:
+        """The leads with a stage change into one of ``stages`` in ``span``, with their facts.
+
+        A lead's stage changes among its effective facts are projected, at their business
+        time: each starts a stay (``rl_stay``) or, into the stage the lead is in already, is
+        flagged ``no_change`` (``rl_anomaly``). So these are exactly the leads with such a
+        change among their effective facts, each yielded (in lead order, streamed) with its
+        effective facts of the types ``reading``.
+        """
+        wanted = sorted(set(stages))
+        if not wanted:
+            return
+        stay, anomaly = self.tables["stay"].c, self.tables["anomaly"].c
+        start, end = to_us(span[0]), to_us(span[1])
+        entered = sa.select(stay.lead_id).where(
+            stay.known_to == FOREVER,
+            stay.stage.in_(wanted),
+            stay.entered_us >= start,
+            stay.entered_us < end,
+        )
+        again = sa.select(anomaly.lead_id).where(
+            anomaly.known_to == FOREVER,
+            anomaly.at_us >= start,
+            anomaly.at_us < end,
+            anomaly.kind == NO_CHANGE,
+            anomaly.stage.in_(wanted),
+        )
+        family, fact = self.tables["family"].c, self.tables["fact"].c
+        kept = (*topics(*reading), *CORRECTION_TOPICS)
+        query = self._query().where(
+            family.subject.in_(sa.union(entered, again)), fact.topic.in_(kept)
+        )
         yield from self._stream(query)
 
     def of_type(self, type_name: str) -> Iterator[tuple[str, list[Fact]]]:

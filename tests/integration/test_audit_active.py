@@ -1,8 +1,10 @@
 """The definition audits read only the leads a span can concern, and say what a full read says.
 
-``audit disagreements`` and ``definitions whatif`` read the leads with a fact of the types they
-look at in the span (plus every lead with a corrected fact), ``audit definitions`` only the
-``qualification_evaluated`` facts. The reference is each report over every lead's effective
+``audit disagreements`` reads the leads with a stage change into a stage with a rule in the span
+(projected stays, and changes into the stage a lead is in already), with the facts its rules
+read; ``definitions whatif`` the leads with a fact of the types it looks at in the span (plus
+every lead with a corrected fact); ``audit definitions`` only the ``qualification_evaluated``
+facts. The reference is each report over every lead's effective
 facts, as first written; they must agree on a ledger whose corrections move facts in and out of
 the spans, retract them, and retract or move recorded evaluations.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ from projections.definitions_whatif import whatif
 from projections.periods import Calendar
 from projections.qualification_runner import Evaluator
 from projections.runner import Projection
-from tests.integration.test_definitions_workflow import write
+from tests.integration.test_definitions_workflow import BODY, write
 
 SPANS = [
     (date(2025, 1, 1), date(2025, 1, 31)),
@@ -36,6 +39,15 @@ SPANS = [
     (date(2024, 11, 1), date(2026, 10, 31)),
 ]
 MOVABLE = ("stage_changed", "score_changed", "touch_recorded", "lead_captured")
+V3 = (  # rules on touches, attributes and captured fields, into two stages
+    'version = "v3"\neffective_from = 2025-09-01\nchange_note = "n"\n' + BODY
+    + """rule = 'count(touches where channel = "webinar") >= 1 or attributes.segment = "enterprise"'
+[[transitions]]
+from = ["mql"]
+to = "sal"
+rule = 'has(company) and score >= 40'
+"""
+)  # fmt: skip
 
 
 def _fix(number: int, target: dict[str, Any], **what: Any) -> dict[str, Any]:
@@ -58,6 +70,35 @@ def _corrections(records: list[dict[str, Any]], rng: random.Random) -> list[dict
     return fixes
 
 
+def _again(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stage changes into mql of leads in mql already: the only ones some leads have in a span.
+
+    On the first day of the first three SPANS, for leads that entered mql before it and stayed;
+    and at the same instant as a lead's entry, after it.
+    """
+    changes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        if r["type"] == "stage_changed":
+            changes[r["lead_id"]].append(r)
+    days = [span_of(*span)[0] + timedelta(hours=12) for span in SPANS[:3]]
+    out = []
+    for ordered in changes.values():
+        ordered.sort(key=lambda r: datetime.fromisoformat(r["occurred_at"]))
+        for r, after in zip(ordered, [*ordered[1:], None], strict=True):
+            if r["to_stage"] != "mql":
+                continue
+            at = datetime.fromisoformat(r["occurred_at"])
+            later = None if after is None else datetime.fromisoformat(after["occurred_at"])
+            for n, day in enumerate(days):
+                if at < day and (later is None or later > day):
+                    moment = day.isoformat()
+                    out.append({**r, "source_id": f"{r['source_id']}-on{n}", "occurred_at": moment})
+            if len(out) % 3 == 0:
+                out.append({**r, "source_id": f"{r['source_id']}-again"})
+    assert sum("-on" in r["source_id"] for r in out) >= 2
+    return out
+
+
 def _ledger(url: str, tmp_path: Path) -> Any:
     rng = random.Random(11)  # noqa: S311 - test data, not secrets
     ledger = open_ledger(url)
@@ -65,13 +106,17 @@ def _ledger(url: str, tmp_path: Path) -> Any:
     for start in range(0, len(records), 500):
         ledger.record([parse_fact(r) for r in records[start : start + 500]])
     ledger.record([parse_fact(r) for r in _corrections(records, rng)])
+    ledger.record([parse_fact(r) for r in _again(records)])
     book = DefinitionBook(ledger)
     book.propose(
         write(tmp_path, "v1", "2024-11-01", 'score >= 55 and fit in ("A", "B", "C")'), "cmo"
     )
     book.propose(write(tmp_path, "v2", "2025-05-01", 'score >= 65 and fit in ("A", "B")'), "cmo")
+    v3 = tmp_path / "v3.toml"
+    v3.write_text(V3)
+    book.propose(v3, "cmo")
     roles = (("marketing", "cmo"), ("sales", "cro"))
-    for version, (role, actor) in itertools.product(("v1", "v2"), roles):
+    for version, (role, actor) in itertools.product(("v1", "v2", "v3"), roles):
         book.approve(version, role, actor)
     Evaluator(ledger).run()
     return ledger
@@ -118,12 +163,15 @@ def test_definition_audits_over_active_leads_match_every_lead(
             assert got.rows == want.rows, calendar
         assert sum(row[8] for row in got.rows) > 0
         seen = {"disagree": 0, "whatif": 0}
+        judged = set()
         for start, end in SPANS:
             span = span_of(start, end)
             for per_lead in (False, True):
                 got = audit.disagreements(start, end, per_lead=per_lead).rows
                 assert got == disagreements(leads, catalogue, span, per_lead=per_lead).rows
                 seen["disagree"] += len(got)
+                if not per_lead:
+                    judged |= {(row[0], row[1], row[3] > 0) for row in got}
                 for version in ("v1", "v2"):
                     got = audit.whatif(version, start, end, per_lead=per_lead).rows
                     want = whatif(leads, catalogue, version, span, per_lead=per_lead).rows
@@ -134,6 +182,10 @@ def test_definition_audits_over_active_leads_match_every_lead(
                 assert len(active) < len(leads) / 2, (start, len(active))
         assert seen["disagree"] > 0
         assert seen["whatif"] > 0
+        # each version's rules judged (v3's two stages), some entries against the rule
+        assert {(v, s) for v, s, _ in judged} == {("v1", "mql"), ("v2", "mql"), ("v3", "mql"),
+                                                  ("v3", "sal")}  # fmt: skip
+        assert any(against for _, _, against in judged)
     finally:
         audit.close()
         ledger.close()

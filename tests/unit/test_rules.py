@@ -115,3 +115,11 @@ def test_overlong_rule_is_refused():
     """A rule beyond the maximum length is refused."""
     with pytest.raises(RuleError, match="at most"):
         parse_rule("score > 1 and " * 200 + "score > 1")
+
+
+def test_a_rule_names_what_it_reads():
+    """The names a rule compares (not a touch's own fields), and touches when it counts them."""
+    rule = parse_rule('score >= 50 and has(company) and count(touches where channel = "x") > 0')
+    assert rule.reads == {"score", "company", "touches"}
+    assert parse_rule('attributes.tier in ("gold") or 1 = 1').reads == {"attributes.tier"}
+    assert parse_rule("1 = 1").reads == frozenset()
