@@ -23,7 +23,7 @@ from projections.audit_reconcile import (
     sla_at,
     summary,
 )
-from projections.audit_sla import MONTHLY, monthly_report, read_sla, sla_report
+from projections.audit_sla import counted_report
 from projections.definitions import Catalogue
 from projections.definitions_whatif import whatif
 from projections.errors import ReportError
@@ -88,11 +88,8 @@ class FunnelAudit:
         """``audit sla``."""
         span = span_of(start, end)
         with self.histories.engine.connect() as conn:
-            if calendar.kind in MONTHLY:
-                slas = (self._slas, DEFAULT_SLA_US)
-                return monthly_report(conn, self.histories.tables, calendar, span, slas)
-            handoffs = read_sla(conn, self.histories.tables, _us(span))
-        return sla_report(handoffs, calendar, span, self.sla_us)
+            slas = (self._slas, DEFAULT_SLA_US)
+            return counted_report(conn, self.histories.tables, calendar, span, slas)
 
     def history(self, calendar: Calendar, now: datetime | None = None) -> Report:
         """``audit definitions``."""

@@ -6,23 +6,23 @@ in force at the hand-off (24 hours without one). Hours are business-time hours.
 See docs/definitions.md, "SLA". Each hand-off, with its first sales activity and the delay to it,
 is a projected row (``rl_handoff``, :mod:`projections.leads`), as known now.
 
-By month or quarter, the database counts and ranks (:func:`monthly_report`): one grouped count
-per period and UTC month, then each group's middle and 90th-percentile delays, each one range of
-the index on (month, team, owner, delay) per month, cut at the rank; nothing is read per
-hand-off. By day or week, :func:`read_sla` reads the period's hand-offs and :func:`sla_report`
-groups them here (a short period's lookups would each walk its whole month). Both give the
-same rows.
+The database counts and ranks (:func:`counted_report`): each UTC month's hand-offs counted per
+team, owner and period in one query, then each group's middle and 90th-percentile delays, each
+a few ranges of an index in delay order, cut at the rank; nothing is read per hand-off. Month
+and quarter groups are ranked in the index on (month, team, owner, delay), day and week groups
+in the one on (day, team, owner, delay): a group's ranges are the UTC months or days its period
+meets, so a lookup never walks more than a day outside its period.
 """
 
 from __future__ import annotations
 
-import statistics
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 
@@ -32,77 +32,17 @@ from projections.periods import FOREVER, UTC_ZONE, Calendar, to_us
 from projections.ranks import RANKS_PER_QUERY, compound
 from projections.report import Report
 from projections.schema import Tables
-from projections.window import day_of, month_of, next_month
+from projections.window import DAY_US, day_of, month_of, next_month
 
-DAY_US = 86_400_000_000
 COLUMNS = ["period", "team", "owner", "handoffs", "acted", "breaches", "breach_rate",
            "median_hours", "p90_hours"]  # fmt: skip
-MONTHLY = ("month", "quarter")  # the calendars whose periods monthly_report counts and ranks
+NOWHERE = -(2**31)  # no UTC month or day: an empty range of either index
+MONTHLY = ("month", "quarter")  # the calendars whose groups are ranked in UTC months, not days
 
 
 def _hours(delay: int) -> float:
-    """A delay in microseconds as hours (each report computes them alike: the same floats)."""
+    """A delay in microseconds as hours."""
     return delay / 1_000_000 / 3600
-
-
-def _p90(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
-
-
-def _labeller(calendar: Calendar) -> Callable[[int], str]:
-    """The name of the period holding an instant (microseconds); in UTC, worked out once a day."""
-    if calendar.tz != UTC_ZONE:
-        return lambda at: calendar.label(calendar.bucket(at))
-    names: dict[int, str] = {}
-
-    def label(at: int) -> str:
-        day = at // DAY_US
-        name = names.get(day)
-        if name is None:
-            name = names[day] = calendar.label(calendar.bucket(at))
-        return name
-
-    return label
-
-
-def read_sla(conn: sa.Connection, t: Tables, span: tuple[int, int]) -> list[Any]:
-    """The period's hand-offs (as known now): rows of (at_us, team, to_owner, acted_us)."""
-    start, end = span
-    handoff = t["handoff"]
-    query = sa.select(
-        handoff.c.at_us, handoff.c.team, handoff.c.to_owner, handoff.c.acted_us
-    ).where(handoff.c.known_to == FOREVER, handoff.c.at_us >= start, handoff.c.at_us < end)
-    return list(conn.execute(query))
-
-
-def sla_report(
-    handoffs: Iterable[tuple[int, str | None, str, int | None]],
-    calendar: Calendar,
-    span: tuple[datetime, datetime],
-    sla_of: Callable[[int], int],
-) -> Report:
-    """``handoffs`` (at_us, team, to_owner, acted_us) grouped by period, team and owner.
-
-    ``sla_of`` gives the SLA of a hand-off at a time, both in microseconds.
-    """
-    groups: dict[tuple[str, str, str], list[tuple[float | None, bool]]] = defaultdict(list)
-    label = _labeller(calendar)
-    for at, team, owner, first in handoffs:
-        hours = None if first is None else _hours(first - at)
-        breach = first is None or first - at > sla_of(at)
-        period = label(at)
-        groups[(period, team or "(none)", owner)].append((hours, breach))
-    rows = []
-    for (period, team, owner), items in sorted(groups.items()):
-        acted = [h for h, _ in items if h is not None]
-        breaches = sum(b for _, b in items)
-        rows.append([
-            period, team, owner, len(items), len(acted), breaches, breaches / len(items),
-            round(statistics.median(acted), 1) if acted else None,
-            round(_p90(acted), 1) if acted else None,
-        ])  # fmt: skip
-    return _report(rows, calendar, span)
 
 
 def _report(rows: list[list[Any]], calendar: Calendar, span: tuple[datetime, datetime]) -> Report:
@@ -114,21 +54,21 @@ def _report(rows: list[list[Any]], calendar: Calendar, span: tuple[datetime, dat
 class _Shape(NamedTuple):
     """The statement of a rank lookup (:func:`_rank_statement`), shared by many lookups."""
 
-    months: int  # UTC months the period meets, one index range each
+    column: str  # the UTC bucket the index is led by: month or day
+    ranges: int  # buckets the period meets, one index range each
     teamless: bool  # the group's team is none
     down: bool  # counted from the longest delay
     many: int  # delays read from the offset on
-    limited: bool  # each month's range read up to a limit of its own
+    limited: bool  # each bucket's range read up to a limit of its own
 
 
 @dataclass(frozen=True)
 class _Group:
-    """One (period, team, owner) of :func:`monthly_report`, as the database counted it."""
+    """One (period, team, owner) of :func:`counted_report`, as the database counted it."""
 
     label: str
     start: int  # the period cut to the span, [start, end) in microseconds
     end: int
-    months: tuple[int, ...]  # the UTC months it meets (their first days)
     team: str | None
     owner: str
     handoffs: int
@@ -156,32 +96,43 @@ def periods_in(calendar: Calendar, span: tuple[int, int]) -> list[tuple[str, int
     return out
 
 
-def _months(start: int, end: int) -> tuple[int, ...]:
+def _months(start: int, end: int) -> list[int]:
     """The first days of the UTC months that ``[start, end)`` meets."""
     month, last = month_of(day_of(start)), month_of(day_of(end - 1))
     months = [month]
     while month < last:
         month = next_month(month)
         months.append(month)
-    return tuple(months)
+    return months
 
 
-def monthly_report(
+def _buckets(kind: str, start: int, end: int) -> tuple[str, list[int]]:
+    """The index a group of a ``kind`` period is ranked in, and the buckets ``[start, end)`` meets.
+
+    The UTC months for months and quarters, the UTC days for days and weeks.
+    """
+    if kind in MONTHLY:
+        return "month", _months(start, end)
+    return "day", list(range(day_of(start), day_of(end - 1) + 1))
+
+
+def counted_report(
     conn: sa.Connection,
     t: Tables,
     calendar: Calendar,
     span: tuple[datetime, datetime],
     slas: tuple[Sequence[tuple[int, int]], int],
 ) -> Report:
-    """:func:`sla_report`'s rows, counted and ranked by the database (module doc).
+    """Hand-offs, acted ones, breaches and delays per period, team and owner (module doc).
 
     ``slas``: (from, SLA) of each version in the order they take effect, and the SLA before
     any, in microseconds (:func:`~projections.audit_reconcile.sla_in_force`).
     """
     start, end = span
-    groups = _counted(conn, t, periods_in(calendar, (to_us(start), to_us(end))), slas)
+    groups = _counted(conn, t, calendar, periods_in(calendar, (to_us(start), to_us(end))), slas)
     acted = [g for g in groups if g.acted]
-    found = _delays(conn, t, [(g, *where) for g in acted for where in g.lookups()])
+    lookups = [(g, *where) for g in acted for where in g.lookups()]
+    found = _delays(conn, t, calendar.kind, lookups)
     rows, i = [], 0
     for g in groups:
         median: float | None = None
@@ -200,64 +151,122 @@ def monthly_report(
     return _report(rows, calendar, span)
 
 
+Tally = tuple[int, str | None, str, int, int, int]  # period, team, owner, hand-offs, acted, late
+
+
 def _counted(
     conn: sa.Connection,
     t: Tables,
+    calendar: Calendar,
     periods: list[tuple[str, int, int]],
     slas: tuple[Sequence[tuple[int, int]], int],
 ) -> list[_Group]:
     """Each period's hand-offs, acted ones and breaches per (team, owner).
 
-    One query per UTC month the period meets: a list of months would be several ranges of the
-    index, which PostgreSQL sorts to group (a quarter at 10M: 31 ms against 4 for a month).
-
     A breach is a hand-off not acted on, or acted on later than its SLA: the database counts
-    the second kind, against the one SLA in force throughout the period when there is one,
-    else the SLA in force at each hand-off.
+    the second kind (late), against the one SLA in force throughout the range a query reads
+    when there is one, else the SLA in force at each hand-off. By UTC day or week, one query
+    reads the span's range of the day index (:func:`_by_utc_day`); else one or a few read each
+    UTC month's range of the month index (:func:`_by_month`).
     """
-    h = t["handoff"].c
+    if calendar.tz == UTC_ZONE and calendar.kind not in MONTHLY:
+        tallies = _by_utc_day(conn, t["handoff"], periods, slas)
+    else:
+        tallies = _by_month(conn, t["handoff"], periods, slas)
+    sums: dict[tuple[int, str | None, str], list[int]] = {}
+    for period, team, owner, n, acted, late in tallies:
+        kept = sums.setdefault((period, team, owner), [0, 0, 0])
+        kept[0] += n
+        kept[1] += acted
+        kept[2] += n - acted + late
+    return [
+        _Group(periods[i][0], periods[i][1], periods[i][2], team, owner, *counts)
+        for (i, team, owner), counts in sorted(sums.items(), key=lambda item: item[0][0])
+    ]
 
-    def query(sla: sa.ColumnElement[int]) -> sa.Select[Any]:
-        return (
-            sa.select(
-                h.team,
-                h.to_owner,
-                sa.func.count(),
-                sa.func.count(h.delay_us),
-                sa.func.count(sa.case((h.delay_us > sla, 1))),
-            )
-            .where(
-                h.known_to == FOREVER,
-                h.month == sa.bindparam("month"),
-                # at_us + 0: the range must not lead the database to the at_us index (then
-                # sorting the groups' hand-offs); a month's range of the delay index holds them
-                # in order
-                h.at_us + 0 >= sa.bindparam("start"),
-                h.at_us + 0 < sa.bindparam("end"),
-            )
-            .group_by(h.team, h.to_owner)
-        )
 
+def _tallied(
+    table: sa.Table, slas: tuple[Sequence[tuple[int, int]], int], low: int, high: int
+) -> tuple[sa.Select[Any], dict[str, int]]:
+    """Hand-offs, acted ones and late ones in ``[low, high)`` (to group), and the parameters."""
+    h = table.c
     versions, default = slas
-    constant, changing = query(sa.bindparam("sla")), query(sla_in_force(h.at_us, *slas))
-    groups = []
-    for label, start, end in periods:
-        months = _months(start, end)
-        sla = _sla_throughout(versions, default, start, end)
-        statement = changing if sla is None else constant
-        sums: dict[tuple[str | None, str], list[int]] = {}
-        for month in months:  # one range of the index each, in (team, owner) order
-            values = {"month": month, "start": start, "end": end, "sla": sla}
-            for team, owner, n, acted, late in conn.execute(statement, values):
-                kept = sums.setdefault((team, owner), [0, 0, 0])
-                kept[0] += n
-                kept[1] += acted
-                kept[2] += n - acted + late
-        groups += [
-            _Group(label, start, end, months, team, owner, *counts)
-            for (team, owner), counts in sums.items()
-        ]
-    return groups
+    sla = _sla_throughout(versions, default, low, high)
+    late = sla_in_force(h.at_us, *slas) if sla is None else sa.bindparam("sla")
+    query = sa.select(
+        sa.func.count(), sa.func.count(h.delay_us), sa.func.count(sa.case((h.delay_us > late, 1)))
+    ).where(
+        h.known_to == FOREVER,
+        # at_us + 0: the range must not lead the database to the at_us index (then sorting the
+        # groups' hand-offs); a bucket's range of the delay index holds them in order
+        h.at_us + 0 >= low,
+        h.at_us + 0 < high,
+    )
+    return cast("sa.Select[Any]", query), {} if sla is None else {"sla": sla}
+
+
+def _by_utc_day(
+    conn: sa.Connection,
+    table: sa.Table,
+    periods: list[tuple[str, int, int]],
+    slas: tuple[Sequence[tuple[int, int]], int],
+) -> Iterator[Tally]:
+    """The tallies of UTC days and weeks: the span's days in one range of the day index.
+
+    Grouped by (day, team, owner) in the index's order; a UTC day lies in one period.
+    """
+    h = table.c
+    low, high = periods[0][1], periods[-1][2]
+    counts, values = _tallied(table, slas, low, high)
+    query = (
+        counts.add_columns(h.day, h.team, h.to_owner)
+        .where(h.day >= day_of(low), h.day <= day_of(high - 1))
+        .group_by(h.day, h.team, h.to_owner)
+    )
+    starts = [start for _, start, _ in periods]
+    for n, acted, late, day, team, owner in conn.execute(query, values):
+        yield bisect_right(starts, max(day * DAY_US, low)) - 1, team, owner, n, acted, late
+
+
+def _by_month(
+    conn: sa.Connection,
+    table: sa.Table,
+    periods: list[tuple[str, int, int]],
+    slas: tuple[Sequence[tuple[int, int]], int],
+) -> Iterator[Tally]:
+    """The tallies of the periods, per UTC month they meet: its range of the month index.
+
+    A month's range read once per period meeting it (a quarter's three, a month's in another
+    timezone two), grouped by (team, owner) in the index's order; read once for all when more
+    periods meet it (days or weeks in another timezone), grouped by the period too (a CASE on
+    the hand-off's time), which the database sorts. A list of months would be several ranges,
+    which PostgreSQL sorts to group (a quarter at 10M: 31 ms against 4 for a month).
+    """
+    h = table.c
+    months: dict[int, list[int]] = {}
+    for i, (_, start, end) in enumerate(periods):
+        for month in _months(start, end):
+            months.setdefault(month, []).append(i)
+    for month, meeting in months.items():
+        if len(meeting) <= 2:
+            for i in meeting:
+                counts, values = _tallied(table, slas, periods[i][1], periods[i][2])
+                query = counts.add_columns(h.team, h.to_owner).where(h.month == month)
+                for n, acted, late, team, owner in conn.execute(
+                    query.group_by(h.team, h.to_owner), values
+                ):
+                    yield i, team, owner, n, acted, late
+            continue
+        # which of the periods holds the hand-off: before the next one's start, else the last
+        which = sa.case(*((h.at_us < periods[i][1], i - 1) for i in meeting[1:]),
+                        else_=meeting[-1])  # fmt: skip
+        low, high = periods[meeting[0]][1], periods[meeting[-1]][2]
+        counts, values = _tallied(table, slas, low, high)
+        query = counts.add_columns(which, h.team, h.to_owner).where(h.month == month)
+        for n, acted, late, i, team, owner in conn.execute(
+            query.group_by(h.team, h.to_owner, which), values
+        ):
+            yield i, team, owner, n, acted, late
 
 
 def _sla_throughout(
@@ -270,63 +279,73 @@ def _sla_throughout(
 
 
 def _delays(
-    conn: sa.Connection, t: Tables, lookups: list[tuple[_Group, bool, int, int]]
+    conn: sa.Connection, t: Tables, kind: str, lookups: list[tuple[_Group, bool, int, int]]
 ) -> list[list[int]]:
     """The acted delays of each lookup (group, from the longest, offset, how many), in µs.
 
-    Each is one range of the index on (known_to, month, team, owner, delay, at) per UTC month
-    the group's period meets, in delay order, cut at the offset (the p90 walks a tenth of its
-    group, from the longest delay down). Over several months (a quarter, or a month in another
-    timezone than UTC) SQLite merges the months' ranges; PostgreSQL, which appends and sorts
-    them, reads each month's range up to offset + how many delays. As velocity's ranks, the
-    statements are written once and run many to a query (:func:`~projections.ranks.compound`).
+    Each is one range of the index on (known_to, bucket, team, owner, delay, at) per UTC bucket
+    the group's period meets (:func:`_buckets`), in delay order, cut at the offset (the p90
+    walks a tenth of its group, from the longest delay down). Over several buckets (a quarter,
+    a week, a period in another timezone than UTC) SQLite merges the buckets' ranges;
+    PostgreSQL, which appends and sorts them, reads each bucket's range up to offset + how many
+    delays. As velocity's ranks, the statements are written once and run many to a query
+    (:func:`~projections.ranks.compound`). PostgreSQL plans each statement afresh (a millisecond
+    or more for one of several ranges), so there fewer are written: each reads two delays (the
+    second dropped where one is asked for) from 1, 2, 4 or 8 ranges, or more, the ranges a
+    group lacks empty (:data:`NOWHERE`).
     """
     postgresql = conn.dialect.name == "postgresql"
     arms: dict[_Shape, list[list[object]]] = defaultdict(list)
     for i, (g, down, offset, many) in enumerate(lookups):
+        column, buckets = _buckets(kind, g.start, g.end)
         team = [] if g.team is None else [g.team]
-        ranges = [[FOREVER, month, *team, g.owner, g.start, g.end] for month in g.months]
-        limited = postgresql and len(g.months) > 1
+        ranges = [[FOREVER, bucket, *team, g.owner, g.start, g.end] for bucket in buckets]
+        reads = many
+        if postgresql:
+            reads = 2
+            wanted = next((n for n in (1, 2, 4, 8) if n >= len(ranges)), len(ranges))
+            ranges += [[FOREVER, NOWHERE, *team, g.owner, 0, 0]] * (wanted - len(ranges))
+        limited = postgresql and len(ranges) > 1
         if limited:
-            ranges = [[*values, offset + many] for values in ranges]
-        shape = _Shape(len(g.months), g.team is None, down, many, limited)
+            ranges = [[*values, offset + reads] for values in ranges]
+        shape = _Shape(column, len(ranges), g.team is None, down, reads, limited)
         arms[shape].append([i, *chain(*ranges), offset])
     found: list[list[int]] = [[] for _ in lookups]
     for shape, chosen in arms.items():
         statement = _rank_statement(conn, t["handoff"], shape)
         for i, delay in compound(conn, statement, chosen, RANKS_PER_QUERY):
             found[i].append(int(delay))
-    return found
+    return [delays[:many] for delays, (_, _, _, many) in zip(found, lookups, strict=True)]
 
 
 def _rank_statement(conn: sa.Connection, table: sa.Table, shape: _Shape) -> str:
     """One lookup of :func:`_delays`: ``many`` acted delays of a group from an offset.
 
     From its shortest delay up, or from its longest ``down``; the group's hand-offs in
-    ``months`` UTC months, each one range of the index (a list of months, ``IN``, was no range
-    for PostgreSQL when its values came from the lookup's parameters: it read every month of
-    the owner's), each read up to a limit of its own if ``limited``.
+    ``ranges`` UTC buckets (months or days), each one range of the index (a list of buckets,
+    ``IN``, was no range for PostgreSQL when its values came from the lookup's parameters: it
+    read every month of the owner's), each read up to a limit of its own if ``limited``.
     """
-    months, teamless, down, many, limited = shape
+    column, ranges, teamless, down, many, limited = shape
     dialect = conn.dialect
     mark = driver_mark(dialect)
     name = dialect.identifier_preparer.format_table(table)
-    month = dialect.identifier_preparer.quote("month")
+    bucket = dialect.identifier_preparer.quote(column)
     team = "IS NULL" if teamless else f"= {mark}"
     order = f"ORDER BY d{' DESC' if down else ''}"
     one = (
         f"SELECT delay_us AS d FROM {name} "  # noqa: S608 (our names)
-        f"WHERE known_to = {mark} AND {month} = {mark} AND team {team} AND to_owner = {mark} "
+        f"WHERE known_to = {mark} AND {bucket} = {mark} AND team {team} AND to_owner = {mark} "
         f"AND delay_us >= 0 AND at_us + 0 >= {mark} AND at_us + 0 < {mark}"  # see _counted
     )
     cut = f"{order} LIMIT {many} OFFSET {mark}"
-    if months == 1:
+    if ranges == 1:
         return f"SELECT CAST({mark} AS INTEGER) AS i, d FROM ({one} {cut}) AS r"  # noqa: S608
     if limited:  # PostgreSQL: else it reads and sorts every delay of the ranges
-        ranges = " UNION ALL ".join(
+        arms = " UNION ALL ".join(
             f"SELECT d FROM ({one} {order} LIMIT {mark}) AS m{n}"  # noqa: S608
-            for n in range(months)
+            for n in range(ranges)
         )
     else:  # SQLite merges the ranges, each in delay order, and stops at the offset
-        ranges = " UNION ALL ".join([one] * months)
-    return f"SELECT CAST({mark} AS INTEGER) AS i, d FROM ({ranges}) AS u {cut}"  # noqa: S608
+        arms = " UNION ALL ".join([one] * ranges)
+    return f"SELECT CAST({mark} AS INTEGER) AS i, d FROM ({arms}) AS u {cut}"  # noqa: S608

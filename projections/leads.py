@@ -164,8 +164,8 @@ class LeadDeriver:
     def _handoff_rows(self) -> set[Row]:
         """Each hand-off with its neighbours and with what followed it at or after its time.
 
-        (seq, at, the first day of its UTC month, the previous hand-off's time, team, to_owner,
-        the first sales activity's time and its delay, whether the lead was rejected or
+        (seq, at, the first day of its UTC month, its UTC day, the previous hand-off's time, team,
+        to_owner, the first sales activity's time and its delay, whether the lead was rejected or
         disqualified as a duplicate, the first rejection's reason, whether it was disqualified,
         recycled; then the last acceptance before it, the first at or after it, and the lead's
         last acceptance.) A missing time or delay is None.
@@ -182,6 +182,7 @@ class LeadDeriver:
                     seq,
                     at,
                     month_of(day_of(at)),
+                    day_of(at),
                     previous,
                     team,
                     to_owner,

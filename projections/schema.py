@@ -166,6 +166,7 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("seq", Integer, primary_key=True),
             Column("at_us", big, nullable=False),
             Column("month", Integer, nullable=False),  # first UTC day of at_us's UTC month
+            Column("day", Integer, nullable=False),  # at_us's UTC day
             Column("prev_us", big),  # the lead's previous hand-off
             Column("team", text),
             Column("to_owner", text, nullable=False),
@@ -180,8 +181,10 @@ def _define(metadata: sa.MetaData, suffix: str, gen: int) -> dict[str, sa.Table]
             Column("accepted_last_us", big),  # the lead's last acceptance
             *_known(),
             ix("handoff", "known_to", "at_us"),
-            # audit sla by month or quarter: a month's hand-offs per owner in delay order
+            # audit sla: a month's (by month or quarter), a day's (by day or week) hand-offs per
+            # owner in delay order
             ix("handoff", "known_to", "month", "team", "to_owner", "delay_us", "at_us"),
+            ix("handoff", "known_to", "day", "team", "to_owner", "delay_us", "at_us"),
         ),
         "accept": sa.Table(
             name("accept"),

@@ -232,6 +232,7 @@ COLUMNS = {
         "seq",
         "at_us",
         "month",
+        "day",
         "prev_us",
         "team",
         "to_owner",

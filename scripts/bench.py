@@ -18,7 +18,7 @@ Steps, each in its own process (so its peak resident memory is its own):
    free and its reads and writes overlapped (``raw-read`` seconds / ``raw-rewrite`` seconds);
 7. ``reports``: each report run ``--repeat`` times (p50/p95 latency, the first run included and
    also shown on its own: it is the one that reads the tables' pages into the process), and
-   the audit's ``reconcile``, ``sla`` (by month; by quarter and by week too over the 12
+   the audit's ``reconcile``, ``sla`` (by month; by quarter, week and day too over the 12
    months) and ``disagreements`` over the same 12 months and over the last one, and
    ``definitions whatif`` over the last one (the step first proposes and
    approves a definition with a rule, once per ledger: the generated funnel has none).
@@ -281,7 +281,7 @@ def step_reports(args: argparse.Namespace) -> dict[str, Any]:
     """Run each report ``repeat`` times; latency p50/p95 in milliseconds.
 
     The reports over 12 monthly periods as of 2026-10-31, then the audit's reconcile (its
-    summary) and SLA (by month; by quarter and week too for the year) over the same 12 months
+    summary) and SLA (by month; by quarter, week and day too for the year) over the same 12 months
     and over the last of them, its
     disagreements over both, and a what-if over the last month, under the bench's definition
     (:func:`_define`).
@@ -305,7 +305,8 @@ def step_reports(args: argparse.Namespace) -> dict[str, Any]:
     audit = FunnelAudit(ledger)  # catches the projection up (it is, after the rebuild)
     first = date(2025, 11, 1)  # the 12 months to as_of
     october = date(2026, 10, 1)
-    months, quarters, weeks = Calendar("month"), Calendar("quarter"), Calendar("week")
+    months, quarters = Calendar("month"), Calendar("quarter")
+    weeks, days = Calendar("week"), Calendar("day")
     timed = {
         "audit reconcile (12 months)": lambda: audit.reconcile(first, as_of),
         "audit reconcile (1 month)": lambda: audit.reconcile(october, as_of),
@@ -313,6 +314,7 @@ def step_reports(args: argparse.Namespace) -> dict[str, Any]:
         "audit sla (1 month)": lambda: audit.sla(months, october, as_of),
         "audit sla by quarter (12 months)": lambda: audit.sla(quarters, first, as_of),
         "audit sla by week (12 months)": lambda: audit.sla(weeks, first, as_of),
+        "audit sla by day (12 months)": lambda: audit.sla(days, first, as_of),
         "audit disagreements (12 months)": lambda: audit.disagreements(first, as_of),
         "audit disagreements (1 month)": lambda: audit.disagreements(october, as_of),
         "definitions whatif (1 month)": lambda: audit.whatif(DEFINITION, october, as_of),
