@@ -482,8 +482,8 @@ def test_sla_counted_by_the_database_equals_the_hand_offs_grouped(db_url: str, t
             for calendar in calendars:
                 got = audit.sla(calendar, start, end)
                 assert got.rows == _reference_sla(leads, calendar, span, sla_of), (calendar, start)
-                assert got.notes == [f"hand-offs from {span[0]:%Y-%m-%d} to "
-                                     f"{span[1]:%Y-%m-%d} (exclusive), by {calendar.kind}"]  # fmt: skip
+                note = f"hand-offs from {span[0]:%Y-%m-%d} to {span[1]:%Y-%m-%d} (exclusive)"
+                assert got.notes == [f"{note}, by {calendar.kind}"]
         rows = audit.sla(Calendar("quarter"), date(2025, 1, 1), date(2025, 5, 31)).rows
     finally:
         audit.close()
