@@ -123,15 +123,15 @@ class Catalogue:
         return sorted(done, key=lambda v: (v.definition.effective_at, v.approved_position))
 
     def in_force(self, at: datetime) -> Version | None:
-        """The version in force at business time ``at``."""
-        current = None
-        for version in self.approved():
-            if version.definition.effective_at <= at:
-                current = version
-        return current
+        """The version in force at business time ``at`` (at many: :meth:`in_force_now`)."""
+        return self.in_force_now()(at)
 
     def in_force_now(self) -> Callable[[datetime], Version | None]:
-        """:meth:`in_force` over the versions approved now, each call one bisection."""
+        """The version in force at an instant, over the versions approved now, one bisection each.
+
+        The last approved version to take effect by then (of two taking effect together, the
+        later approved); None before any.
+        """
         ordered = self.approved()
         starts = [v.definition.effective_at for v in ordered]
 

@@ -221,11 +221,7 @@ class LeadHistories:
         leads = sa.select(family.c.subject).where(
             family.c.kind == "lead", family.c.root_id.in_(sa.union(in_span, moved))
         )
-        query = self._query().where(self.tables["family"].c.subject.in_(leads))
-        if reading is not None:  # a family's rows are its root's type or corrections
-            kept = (*topics(*reading), *CORRECTION_TOPICS)
-            query = query.where(self.tables["fact"].c.topic.in_(kept))
-        yield from self._stream(query)
+        yield from self._leads(leads, reading)
 
     def entering(
         self, stages: Iterable[str], span: tuple[datetime, datetime], reading: Iterable[str]
@@ -256,11 +252,16 @@ class LeadHistories:
             anomaly.kind == NO_CHANGE,
             anomaly.stage.in_(wanted),
         )
-        family, fact = self.tables["family"].c, self.tables["fact"].c
-        kept = (*topics(*reading), *CORRECTION_TOPICS)
-        query = self._query().where(
-            family.subject.in_(sa.union(entered, again)), fact.topic.in_(kept)
-        )
+        yield from self._leads(sa.union(entered, again), reading)
+
+    def _leads(
+        self, leads: sa.Select[Any] | sa.CompoundSelect[Any], reading: Iterable[str] | None
+    ) -> Iterator[tuple[str, list[Fact]]]:
+        """The leads ``leads`` selects, each with its effective facts of the types ``reading``."""
+        query = self._query().where(self.tables["family"].c.subject.in_(leads))
+        if reading is not None:  # a family's rows are its root's type or corrections
+            kept = (*topics(*reading), *CORRECTION_TOPICS)
+            query = query.where(self.tables["fact"].c.topic.in_(kept))
         yield from self._stream(query)
 
     def of_type(self, type_name: str) -> Iterator[tuple[str, list[Fact]]]:

@@ -100,10 +100,11 @@ class Evaluator:
         self, page: list[tuple[int, Fact]], catalogue: Catalogue, histories: LeadHistories
     ) -> list[Fact]:
         work = []
+        in_force = catalogue.in_force_now()
         for _position, fact in page:
             if fact.type_name not in TRIGGERS:
                 continue
-            version = catalogue.in_force(fact.occurred_at)
+            version = in_force(fact.occurred_at)
             if version is not None and version.definition.transitions:
                 work.append((fact, version))
         families = histories.families({fact.subject for fact, _ in work})
