@@ -203,7 +203,10 @@ class Junction:
     items: tuple[Node, ...]
 
     def holds(self, subject: Subject, outcome: Outcome | None) -> bool:
-        """All (and) or any (or) of the branches hold."""
+        """All (and) or any (or) of the branches hold (without ``outcome``, as far as it takes)."""
+        if outcome is None:
+            branches = (item.holds(subject, None) for item in self.items)
+            return all(branches) if self.kind == "and" else any(branches)
         results = [item.holds(subject, outcome) for item in self.items]
         return all(results) if self.kind == "and" else any(results)
 
@@ -269,6 +272,10 @@ class Rule:
         outcome = Outcome(met=False)
         outcome.met = self.root.holds(subject, outcome)
         return outcome
+
+    def holds(self, subject: Subject) -> bool:
+        """Whether the rule holds over ``subject`` (:meth:`evaluate`'s ``met``, sooner)."""
+        return self.root.holds(subject, None)
 
 
 class Parser:

@@ -25,7 +25,7 @@ from projections.audit_reconcile import (
 )
 from projections.audit_sla import counted_report
 from projections.definitions import Catalogue
-from projections.definitions_whatif import whatif
+from projections.definitions_whatif import reading, whatif
 from projections.errors import ReportError
 from projections.periods import Calendar, to_us
 from projections.qualification import TRIGGERS, LeadHistories, facts_read
@@ -115,5 +115,9 @@ class FunnelAudit:
     def whatif(self, version: str, start: date, end: date, *, per_lead: bool = False) -> Report:
         """``definitions whatif``."""
         span = span_of(start, end)
-        leads = self.histories.active(TRIGGERS, span, reading=TRIGGERS)
-        return whatif(leads, self.catalogue, version, span, per_lead=per_lead)
+        # the leads with a trigger in the span, with the trigger types the rules read; a lead
+        # those cannot settle (a version taking effect between two of them) is read again whole
+        read = reading(self.catalogue, version, span[1])
+        leads = self.histories.active(TRIGGERS, span, reading=read)
+        reread = None if read >= TRIGGERS else self.histories.some
+        return whatif(leads, self.catalogue, version, span, per_lead=per_lead, reread=reread)

@@ -16,7 +16,7 @@ from datetime import datetime
 from ledger.events import Fact
 from projections.definitions import Catalogue
 from projections.periods import Calendar, to_us
-from projections.qualification import view_at
+from projections.qualification import LeadView
 from projections.report import Report
 
 HISTORY = ["version", "status", "in_force_from", "in_force_until", "proposed_by",
@@ -71,6 +71,7 @@ def disagreements(
     totals: Counter[tuple[str, str, str]] = Counter()
     rows: list[list[object]] = []
     for lead_id, facts in leads:
+        view, folded = LeadView(), 0  # the lead as of the facts folded so far
         for fact in facts:
             stage = getattr(fact, "to_stage", None)
             if fact.type_name != "stage_changed" or not start <= fact.occurred_at < end:
@@ -81,9 +82,13 @@ def disagreements(
             rule = version.definition.rule_for(stage)  # the first transition's, as evaluate's
             if rule is None:
                 continue
-            outcome = rule.evaluate(view_at(facts, fact.occurred_at))
-            totals[(version.name, stage, "agree" if outcome.met else "disagree")] += 1
-            if per_lead and not outcome.met:
+            while folded < len(facts) and facts[folded].occurred_at <= fact.occurred_at:
+                view.apply(facts[folded])  # as of the change: every fact until its instant
+                folded += 1
+            outcome = rule.evaluate(view) if per_lead else None  # which conditions failed
+            met = rule.holds(view) if outcome is None else outcome.met
+            totals[(version.name, stage, "agree" if met else "disagree")] += 1
+            if outcome is not None and not met:
                 failed = ", ".join(text for text, _ in outcome.failed)
                 rows.append([lead_id, fact.occurred_at, stage, version.name, fact.source,
                              fact.source_id, failed])  # fmt: skip

@@ -10,35 +10,190 @@ definitions.md, "What-if"):
 
 A lead *becomes qualified* at a trigger fact when the rule holds there and did not hold at the
 lead's previous trigger fact. Nothing is written to the ledger.
+
+A rule's outcome changes only with the facts it reads (:func:`~projections.qualification.
+facts_read`), so a lead can be read without the trigger types no rule reads (touches, unless a
+rule counts them): such a trigger is only an instant at which the rule in force judges the lead
+as it was at the previous trigger. It matters only when a definition in force at such an instant
+judges the lead otherwise than the previous trigger's did (a version taking effect between two
+triggers); :func:`entries` says when that may be, and the caller reads that lead's every
+trigger.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from ledger.definitions import Definition
 from ledger.events import Fact
+from ledger.rules import Rule
 from projections.definitions import Catalogue
-from projections.qualification import TRIGGERS, LeadView
+from projections.qualification import TRIGGERS, LeadView, facts_read
 from projections.report import Report
 
-Chooser = Callable[[datetime], Definition | None]
+Leads = Iterable[tuple[str, list[Fact]]]
+Reread = Callable[[list[str]], dict[str, list[Fact]]]  # leads -> their every trigger fact
+REREAD_BATCH = 400  # leads re-read with every trigger at a time
+MISSING = object()  # a lead folded but not judged yet
 
 
-def entries(facts: Iterable[Fact], stage: str, choose: Chooser) -> list[tuple[datetime, str]]:
-    """When the lead became qualified for ``stage``, and under which version."""
-    view, met, out = LeadView(), False, []
+class Regime:
+    """Which definition is in force at each instant.
+
+    ``before`` until the first of ``starts`` (ascending), then each start's definition until
+    the next start.
+    """
+
+    def __init__(
+        self,
+        starts: Sequence[datetime] = (),
+        definitions: Sequence[Definition] = (),
+        before: Definition | None = None,
+    ) -> None:
+        """A regime of ``definitions`` taking effect at ``starts``, ``before`` before them."""
+        self.starts = list(starts)
+        self.definitions: list[Definition | None] = [before, *definitions]
+        self._reads: dict[int, frozenset[str]] = {}
+        self._blank: dict[tuple[int, str], bool] = {}
+
+    @classmethod
+    def in_force(cls, catalogue: Catalogue) -> Regime:
+        """The approved versions, each in force from its effective time (none before any)."""
+        spans = catalogue.spans()
+        return cls([since for _, since, _ in spans], [v.definition for v, _, _ in spans])
+
+    def at(self, at: datetime) -> Definition | None:
+        """The definition in force at ``at``."""
+        return self.definitions[bisect_right(self.starts, at)]
+
+    def during(
+        self, first: datetime | None, last: datetime, *, closed: bool
+    ) -> list[Definition | None]:
+        """The definitions in force at some instant from ``first`` to ``last``, in order.
+
+        ``first`` None: from the start of time; ``last`` itself included when ``closed``.
+        """
+        low = 0 if first is None else bisect_right(self.starts, first)
+        high = (bisect_right if closed else bisect_left)(self.starts, last)
+        return self.definitions[low : max(low, high) + 1]
+
+    def reads(self, rule: Rule) -> frozenset[str]:
+        """The fact types ``rule`` reads (:func:`facts_read`), worked out once per rule."""
+        found = self._reads.get(id(rule))
+        if found is None:
+            found = self._reads[id(rule)] = facts_read([rule])
+        return found
+
+    def blank(self, definition: Definition | None, stage: str) -> bool:
+        """Whether ``definition``'s rule for ``stage`` holds over a lead with no fact (once)."""
+        key = (id(definition), stage)
+        found = self._blank.get(key)
+        if found is None:
+            found = self._blank[key] = _holds(definition, stage, LeadView())
+        return found
+
+
+def _rule(definition: Definition | None, stage: str) -> Rule | None:
+    return definition.rule_for(stage) if definition is not None else None
+
+
+def _holds(definition: Definition | None, stage: str, view: LeadView) -> bool:
+    """Whether the rule of ``definition`` for ``stage`` holds over ``view`` (no rule: never)."""
+    rule = _rule(definition, stage)
+    return rule is not None and rule.holds(view)
+
+
+class _Judge:
+    """Folds one lead's trigger facts, judging it for one stage under one regime at each."""
+
+    def __init__(self, regime: Regime, stage: str) -> None:
+        """A lead with no fact yet, qualified for nothing."""
+        self.regime, self.stage = regime, stage
+        self.view = LeadView()
+        self.met = False  # whether the rule held at the previous trigger
+        self.last: datetime | None = None  # the previous trigger's instant
+        self.judged: Rule | object | None = None  # the rule ``met`` comes from (MISSING: none yet)
+
+    def fold(self, fact: Fact) -> None:
+        """Fold a trigger fact without judging the lead there (:meth:`settle` judges the last)."""
+        self.view.apply(fact)
+        self.last = fact.occurred_at
+        self.judged = MISSING
+
+    def settle(self) -> None:
+        """Judge the lead at the last trigger folded, if :meth:`fold` left it unjudged."""
+        if self.judged is MISSING:
+            rule = _rule(self.regime.at(self.last), self.stage) if self.last is not None else None
+            self.met, self.judged = rule is not None and rule.holds(self.view), rule
+
+    def take(self, fact: Fact) -> tuple[datetime, str] | None:
+        """Fold a trigger fact: (when, version) if the lead became qualified there."""
+        at = fact.occurred_at
+        self.view.apply(fact)
+        definition = self.regime.at(at)
+        rule = _rule(definition, self.stage)
+        if rule is None:
+            now, self.judged = False, None
+        elif rule is self.judged and fact.type_name not in self.regime.reads(rule):
+            now = self.met  # what changed, the rule does not read
+        else:
+            now, self.judged = rule.holds(self.view), rule
+        became = now and not self.met and definition is not None
+        self.met, self.last = now, at
+        return (at, definition.version) if became and definition is not None else None
+
+    def quiet(self, at: datetime, *, closed: bool) -> bool:
+        """Whether a trigger not read, after the previous one and before ``at``, changes nothing.
+
+        ``at`` itself included when ``closed``. A definition in force then would judge the lead
+        as it was at the previous trigger: nothing changes when each such definition finds what
+        the one then found (``met``), which is so when only that one is in force until ``at``.
+        """
+        defined = self.regime.during(self.last, at, closed=closed)
+        if self.last is None:  # a lead with no trigger yet, as every lead starts
+            return not any(self.regime.blank(definition, self.stage) for definition in defined)
+        if len(defined) == 1:
+            return True
+        return all(_holds(definition, self.stage, self.view) == self.met for definition in defined)
+
+
+def entries(
+    facts: Iterable[Fact],
+    stage: str,
+    regime: Regime,
+    span: tuple[datetime, datetime],
+    *,
+    every: bool = True,
+) -> list[tuple[datetime, str]] | None:
+    """When in ``span`` the lead became qualified for ``stage``, and under which version.
+
+    Before the span the lead is only judged at its last trigger, whose verdict the first in the
+    span is compared with. ``facts`` (business order) hold every trigger fact of the lead, or,
+    unless ``every``, at least those of the types the regime's rules for ``stage`` read: None
+    then when a trigger of another type, between the last before the span and the end of the
+    span, could have been an instant a definition in force judged the lead otherwise than at
+    the trigger before (see the module doc).
+    """
+    start, until = span
+    judge, out = _Judge(regime, stage), []
     for fact in facts:
-        view.apply(fact)
         if fact.type_name not in TRIGGERS:
+            continue  # nothing else changes the view
+        if fact.occurred_at < start:
+            judge.fold(fact)
             continue
-        definition = choose(fact.occurred_at)
-        rule = definition.rule_for(stage) if definition else None
-        now = bool(rule and rule.evaluate(view).met)
-        if now and not met and definition is not None:
-            out.append((fact.occurred_at, definition.version))
-        met = now
+        if fact.occurred_at >= until:
+            break
+        judge.settle()
+        if not every and not judge.quiet(fact.occurred_at, closed=True):
+            return None
+        if (entry := judge.take(fact)) is not None:
+            out.append(entry)
+    judge.settle()
+    if not every and not judge.quiet(until, closed=False):
+        return None
     return out
 
 
@@ -51,53 +206,99 @@ def crm_entries(facts: Iterable[Fact], stage: str) -> list[datetime]:
     ]
 
 
+def reading(catalogue: Catalogue, version: str, until: datetime) -> frozenset[str]:
+    """The trigger types a what-if under ``version`` before ``until`` must read of each lead.
+
+    The stage changes, and the types that the rules of ``version`` and of the versions in force
+    before ``until`` read, for ``version``'s stages; every trigger when one of those rules
+    holds over a lead with no fact of those types (a lead with none would not be read).
+    """
+    target = catalogue.get(version).definition
+    defined = [target, *Regime.in_force(catalogue).during(None, until, closed=False)]
+    stages = {transition.to for transition in target.transitions}
+    rules = [rule for d in defined for stage in stages if (rule := _rule(d, stage)) is not None]
+    if any(rule.holds(LeadView()) for rule in rules):
+        return TRIGGERS
+    return frozenset({"stage_changed", *facts_read(rules)})
+
+
 def _yes(flag: bool) -> str:  # noqa: FBT001 - formats one flag; the name says it all
     return "yes" if flag else "no"
 
 
-def in_force_chooser(catalogue: Catalogue) -> Chooser:
-    """The definition in force at each instant."""
-    in_force = catalogue.in_force_now()
+class _Tally:
+    """The counts of :func:`whatif` (and its rows, lead by lead), added up a lead at a time."""
 
-    def choose(at: datetime) -> Definition | None:
-        version = in_force(at)
-        return version.definition if version else None
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        target: Definition,
+        span: tuple[datetime, datetime],
+        *,
+        per_lead: bool,
+    ) -> None:
+        """No lead counted yet, for each of ``target``'s stages (rows too with ``per_lead``)."""
+        self.per_lead = per_lead
+        self.stages = list(dict.fromkeys(t.to for t in target.transitions))
+        self.actual, self.chosen = Regime.in_force(catalogue), Regime(before=target)
+        self.span = span
+        self.totals = {stage: [0, 0, 0] for stage in self.stages}
+        self.rows: list[list[object]] = []
 
-    return choose
+    def _inside(self, moments: Iterable[datetime]) -> bool:
+        start, end = self.span
+        return any(start <= moment < end for moment in moments)
+
+    def add(self, lead_id: str, facts: list[Fact], *, every: bool) -> bool:
+        """Count a lead, unless its facts (see :func:`entries`) cannot settle it: False then."""
+        found = []
+        for stage in self.stages:
+            counted = entries(facts, stage, self.actual, self.span, every=every)
+            again = entries(facts, stage, self.chosen, self.span, every=every)
+            if counted is None or again is None:
+                return False
+            found.append((stage, [version for _, version in counted], again))
+        for stage, versions, again in found:
+            crm = self._inside(crm_entries(facts, stage))
+            moved = self._inside(at for at, _ in again)
+            for index, flag in enumerate((crm, bool(versions), moved)):
+                self.totals[stage][index] += flag
+            if self.per_lead and (crm or versions or moved):
+                change = (
+                    "gained" if moved and not versions else "lost" if versions and not moved else ""
+                )
+                listed = ",".join(dict.fromkeys(versions))
+                self.rows.append([lead_id, stage, _yes(crm), listed, _yes(moved), change])
+        return True
 
 
-def whatif(
-    leads: Iterable[tuple[str, list[Fact]]],
+def whatif(  # noqa: PLR0913 - the report's inputs, and how to read a lead again
+    leads: Leads,
     catalogue: Catalogue,
     version: str,
     span: tuple[datetime, datetime],
     *,
     per_lead: bool = False,
+    reread: Reread | None = None,
 ) -> Report:
-    """The side-by-side counts (or, with ``per_lead``, one row per lead that counts anywhere)."""
-    target = catalogue.get(version).definition
-    stages = list(dict.fromkeys(t.to for t in target.transitions))
-    actual = in_force_chooser(catalogue)
-    start, end = span
+    """The side-by-side counts (or, with ``per_lead``, one row per lead that counts anywhere).
 
-    def inside(moments: Iterable[datetime]) -> bool:
-        return any(start <= m < end for m in moments)
-
-    totals = {stage: [0, 0, 0] for stage in stages}
-    rows: list[list[object]] = []
+    ``leads`` come with every trigger fact, or, given ``reread``, with those of the types
+    :func:`reading` names; a lead whose counts those cannot settle is read again with
+    ``reread`` (every trigger fact of each of the leads it is given).
+    """
+    tally = _Tally(catalogue, catalogue.get(version).definition, span, per_lead=per_lead)
+    pending: list[str] = []
     for lead_id, facts in leads:
-        for stage in stages:
-            crm = inside(crm_entries(facts, stage))
-            counted = [v for at, v in entries(facts, stage, actual) if start <= at < end]
-            again = inside(at for at, _ in entries(facts, stage, lambda _at: target))
-            for index, flag in enumerate((crm, bool(counted), again)):
-                totals[stage][index] += flag
-            if per_lead and (crm or counted or again):
-                change = (
-                    "gained" if again and not counted else "lost" if counted and not again else ""
-                )
-                versions = ",".join(dict.fromkeys(counted))
-                rows.append([lead_id, stage, _yes(crm), versions, _yes(again), change])
+        if not tally.add(lead_id, facts, every=reread is None):
+            pending.append(lead_id)
+    for first in range(0, len(pending), REREAD_BATCH):
+        assert reread is not None  # every lead is settled when ``leads`` hold every trigger
+        for lead_id, facts in sorted(reread(pending[first : first + REREAD_BATCH]).items()):
+            tally.add(lead_id, facts, every=True)
+    stages, rows = tally.stages, tally.rows
+    rows.sort(key=lambda row: (row[0], stages.index(str(row[1]))))
+    start, end = span
     period = f"{start:%Y-%m-%d} to {end:%Y-%m-%d} (exclusive)"
     notes = [
         (
@@ -111,7 +312,7 @@ def whatif(
         return Report(f"What-if under {version}, lead by lead", columns, rows, notes)
     summary = [
         [stage, crm, counted, again, again - counted]
-        for stage, (crm, counted, again) in totals.items()
+        for stage, (crm, counted, again) in tally.totals.items()
     ]
     columns = ["stage", "crm", "in_force", f"under_{version}", "difference"]
     return Report(f"What-if under {version}", columns, summary, notes)

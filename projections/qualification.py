@@ -284,9 +284,9 @@ class LeadHistories:
 
 def effective_facts(subject: str, families: Iterable[Family], known_at: int) -> list[Fact]:
     """The facts of ``subject`` that count as known at ledger time ``known_at``, business order."""
-    facts = [
-        fact
-        for family in families
-        if (fact := family.effective(known_at)) is not None and fact.subject == subject
-    ]
+    if known_at == FOREVER:  # every fact is known: an uncorrected one is its root
+        effective = (f.effective(known_at) if f.corrections else f.root for f in families)
+    else:
+        effective = (f.effective(known_at) for f in families)
+    facts = [fact for fact in effective if fact is not None and fact.subject == subject]
     return sorted(facts, key=order_key)

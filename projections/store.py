@@ -180,15 +180,15 @@ def history_query(
 
 
 def families_of(rows: Iterable[Any]) -> list[Family]:
-    """Group ``(root_id, fact_id, topic, state)`` rows of one subject into families."""
+    """Group :func:`history_query` rows of one subject into families."""
     members: dict[str, list[Fact]] = defaultdict(list)
     roots: dict[str, Fact] = {}
-    for row in rows:
-        fact = decode(row.fact_id, row.topic, row.state)
-        if row.fact_id == row.root_id:
-            roots[row.root_id] = fact
+    for _subject, root_id, fact_id, topic, state in rows:
+        fact = decode(fact_id, topic, state)
+        if fact_id == root_id:
+            roots[root_id] = fact
         else:
-            members[row.root_id].append(fact)
+            members[root_id].append(fact)
     return [Family(root, members[root_id]) for root_id, root in sorted(roots.items())]
 
 

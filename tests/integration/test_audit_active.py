@@ -26,11 +26,11 @@ from ledger.codec import parse_fact
 from projections.audit_api import FunnelAudit, span_of
 from projections.audit_history import disagreements, history
 from projections.definitions import DefinitionBook
-from projections.definitions_whatif import whatif
 from projections.periods import Calendar
 from projections.qualification_runner import Evaluator
 from projections.runner import Projection
 from tests.integration.test_definitions_workflow import BODY, write
+from tests.integration.test_whatif_reading import reference
 
 SPANS = [
     (date(2025, 1, 1), date(2025, 1, 31)),
@@ -174,7 +174,7 @@ def test_definition_audits_over_active_leads_match_every_lead(
                     judged |= {(row[0], row[1], row[3] > 0) for row in got}
                 for version in ("v1", "v2"):
                     got = audit.whatif(version, start, end, per_lead=per_lead).rows
-                    want = whatif(leads, catalogue, version, span, per_lead=per_lead).rows
+                    want = reference(leads, catalogue, version, span, per_lead=per_lead)
                     assert got == want, (version, start, per_lead)
                     seen["whatif"] += sum(1 for row in got if any(row[1:]))
             active = list(audit.histories.active(("stage_changed",), span))

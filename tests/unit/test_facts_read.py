@@ -30,6 +30,8 @@ RULES = [
     'count(touches where channel = "webinar") >= 1',
     "count(touches) >= 2 or attributes.score > 5",
     "1 = 1",
+    'not (score >= 80 or fit = "B") and has(email)',
+    '(score < 50 or has(company)) and not attributes.tier = "gold"',
 ]
 
 
@@ -46,6 +48,7 @@ def test_a_view_of_the_facts_a_rule_reads_gives_its_outcome(text: str):
             if f.type_name in kept:
                 read.apply(f)
         assert rule.evaluate(read) == rule.evaluate(every), (text, upto)
+        assert rule.holds(read) is rule.holds(every) is rule.evaluate(every).met, (text, upto)
 
 
 def test_only_a_rule_that_counts_touches_reads_them():
