@@ -18,7 +18,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
-from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -219,10 +218,8 @@ class LeadHistories:
         moved = sa.select(fact.c.root_id).where(
             fact.c.topic.in_(CORRECTION_TOPICS), fact.c.occurred_us.is_(None)
         )
-        leads = (
-            sa.select(family.c.subject)
-            .distinct()
-            .where(family.c.kind == "lead", family.c.root_id.in_(sa.union(in_span, moved)))
+        leads = sa.select(family.c.subject).where(
+            family.c.kind == "lead", family.c.root_id.in_(sa.union(in_span, moved))
         )
         yield from self._leads(leads, reading)
 
@@ -260,24 +257,12 @@ class LeadHistories:
     def _leads(
         self, leads: sa.Select[Any] | sa.CompoundSelect[Any], reading: Iterable[str] | None
     ) -> Iterator[tuple[str, list[Fact]]]:
-        """The leads ``leads`` selects, each with its effective facts of the types ``reading``.
-
-        The leads are selected first, then read :data:`CHUNK` at a time, named, each chunk in
-        one fetch. As one statement, PostgreSQL's planner, misjudging how many leads the
-        selection keeps, joined every fact of the types read with every stored event (a month's
-        what-if at 10M events read the whole ledger), and a chunk read through a server-side
-        cursor took a plan several times slower; named leads are read through their indexes.
-        """
-        kept = None if reading is None else (*topics(*reading), *CORRECTION_TOPICS)
-        subject = self.tables["family"].c.subject
-        with self.engine.connect() as conn:
-            ids = sorted(set(conn.execute(leads).scalars()))
-            for start in range(0, len(ids), CHUNK):
-                query = self._query(ids[start : start + CHUNK]).order_by(subject)
-                if kept is not None:  # a family's rows are its root's type or corrections
-                    query = query.where(self.tables["fact"].c.topic.in_(kept))
-                for lead, group in groupby(conn.execute(query).all(), key=itemgetter(0)):
-                    yield lead, effective_facts(lead, families_of(group), FOREVER)
+        """The leads ``leads`` selects, each with its effective facts of the types ``reading``."""
+        query = self._query().where(self.tables["family"].c.subject.in_(leads))
+        if reading is not None:  # a family's rows are its root's type or corrections
+            kept = (*topics(*reading), *CORRECTION_TOPICS)
+            query = query.where(self.tables["fact"].c.topic.in_(kept))
+        yield from self._stream(query)
 
     def of_type(self, type_name: str) -> Iterator[tuple[str, list[Fact]]]:
         """Each lead with a fact of ``type_name``, with only those facts (effective, in order).

@@ -138,14 +138,12 @@ def _evaluation_fixes(audit: FunnelAudit, rng: random.Random) -> list[dict[str, 
 
 @pytest.mark.parametrize("built", ["caught up", "rebuilt"])
 def test_definition_audits_over_active_leads_match_every_lead(
-    db_url: str, tmp_path: Path, built: str, monkeypatch: pytest.MonkeyPatch
+    db_url: str, tmp_path: Path, built: str
 ):
     """Disagreements, what-if (both versions) and history equal the reports over every lead.
 
-    With the fact index as catch-up extends it and as a rebuild writes it; leads read 7 at a
-    time.
+    With the fact index as catch-up extends it and as a rebuild writes it.
     """
-    monkeypatch.setattr("projections.qualification.CHUNK", 7)
     ledger = _ledger(db_url, tmp_path)
     audit = FunnelAudit(ledger)
     fixes = _evaluation_fixes(audit, random.Random(5))  # noqa: S311 - test data

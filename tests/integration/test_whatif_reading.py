@@ -146,7 +146,7 @@ def test_whatif_reading_the_rules_types_counts_as_reading_every_trigger(
         return some(leads)
 
     monkeypatch.setattr(audit.histories, "some", spied)
-    monkeypatch.setattr("projections.qualification.CHUNK", 9)  # leads read 9 at a time
+    monkeypatch.setattr("projections.qualification.CHUNK", 9)  # leads read again 9 at a time
     try:
         leads = list(audit.histories.every())
         catalogue = audit.catalogue
