@@ -36,7 +36,6 @@ from projections.report import Report
 Leads = Iterable[tuple[str, list[Fact]]]
 Reread = Callable[[list[str]], dict[str, list[Fact]]]  # leads -> their every trigger fact
 REREAD_BATCH = 400  # leads re-read with every trigger at a time
-MISSING = object()  # a lead folded but not judged yet
 
 
 class Regime:
@@ -56,7 +55,6 @@ class Regime:
         self.starts = list(starts)
         self.definitions: list[Definition | None] = [before, *definitions]
         self._reads: dict[int, frozenset[str]] = {}
-        self._blank: dict[tuple[int, str], bool] = {}
 
     @classmethod
     def in_force(cls, catalogue: Catalogue) -> Regime:
@@ -86,14 +84,6 @@ class Regime:
             found = self._reads[id(rule)] = facts_read([rule])
         return found
 
-    def blank(self, definition: Definition | None, stage: str) -> bool:
-        """Whether ``definition``'s rule for ``stage`` holds over a lead with no fact (once)."""
-        key = (id(definition), stage)
-        found = self._blank.get(key)
-        if found is None:
-            found = self._blank[key] = _holds(definition, stage, LeadView())
-        return found
-
 
 def _rule(definition: Definition | None, stage: str) -> Rule | None:
     return definition.rule_for(stage) if definition is not None else None
@@ -114,19 +104,21 @@ class _Judge:
         self.view = LeadView()
         self.met = False  # whether the rule held at the previous trigger
         self.last: datetime | None = None  # the previous trigger's instant
-        self.judged: Rule | object | None = None  # the rule ``met`` comes from (MISSING: none yet)
+        self.judged: Rule | None = None  # the rule ``met`` comes from
+        self.unjudged = False  # facts folded since the lead was last judged
 
     def fold(self, fact: Fact) -> None:
         """Fold a trigger fact without judging the lead there (:meth:`settle` judges the last)."""
         self.view.apply(fact)
         self.last = fact.occurred_at
-        self.judged = MISSING
+        self.unjudged = True
 
     def settle(self) -> None:
         """Judge the lead at the last trigger folded, if :meth:`fold` left it unjudged."""
-        if self.judged is MISSING:
-            rule = _rule(self.regime.at(self.last), self.stage) if self.last is not None else None
+        if self.unjudged and self.last is not None:
+            rule = _rule(self.regime.at(self.last), self.stage)
             self.met, self.judged = rule is not None and rule.holds(self.view), rule
+            self.unjudged = False
 
     def take(self, fact: Fact) -> tuple[datetime, str] | None:
         """Fold a trigger fact: (when, version) if the lead became qualified there."""
@@ -140,9 +132,11 @@ class _Judge:
             now = self.met  # what changed, the rule does not read
         else:
             now, self.judged = rule.holds(self.view), rule
-        became = now and not self.met and definition is not None
+        entry = None
+        if now and not self.met and definition is not None:
+            entry = (at, definition.version)
         self.met, self.last = now, at
-        return (at, definition.version) if became and definition is not None else None
+        return entry
 
     def quiet(self, at: datetime, *, closed: bool) -> bool:
         """Whether a trigger not read, after the previous one and before ``at``, changes nothing.
@@ -152,10 +146,8 @@ class _Judge:
         the one then found (``met``), which is so when only that one is in force until ``at``.
         """
         defined = self.regime.during(self.last, at, closed=closed)
-        if self.last is None:  # a lead with no trigger yet, as every lead starts
-            return not any(self.regime.blank(definition, self.stage) for definition in defined)
-        if len(defined) == 1:
-            return True
+        if self.last is not None and len(defined) == 1:
+            return True  # the one in force at the previous trigger found ``met``
         return all(_holds(definition, self.stage, self.view) == self.met for definition in defined)
 
 
